@@ -1,0 +1,71 @@
+"""Command line: ``python -m advlib reproduce --profile P`` and ``python -m advlib table results/P``."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from advlib import protocols
+
+
+def _reproduce(args: argparse.Namespace) -> None:
+    from advlib.reproduce import reproduce
+    reproduce(args.profile, args.cells, args.out, args.device, args.quiet)
+    if not args.quiet:
+        print(f"records in {args.out or Path('results') / args.profile}; "
+              f"show them with: python -m advlib table {args.out or Path('results') / args.profile}")
+
+
+def _table(args: argparse.Namespace) -> None:
+    from advlib import records, table
+    recs = records.load_records(args.results)
+    if not recs:
+        raise ValueError(f"no valid records in {args.results}")
+    profiles = sorted({r["profile"] for r in recs.values()})
+    print(f"Table 1 — ours / paper (Δ), accuracy in %; profile(s): {', '.join(profiles)}; "
+          f"{len(recs)} of {len(protocols.CELLS)} cells; n_test = "
+          f"{', '.join(sorted({str(r['n_test']) for r in recs.values()}))}")
+    with pd.option_context("display.width", 250, "display.max_columns", 20):
+        print(table.side_by_side(recs).to_string())
+        agnostic = table.norm_agnostic(recs).round(1).rename("norm-agnostic %")
+        print("\nPer-example worst case over clean + all four attacks (norm-agnostic robust accuracy, %):")
+        print(agnostic.unstack().reindex(columns=list(protocols.TRAIN_NORMS)).to_string())
+    if args.figure:
+        from advlib import plots
+        fig = plots.table_heatmaps(recs)
+        fig.savefig(args.figure, bbox_inches="tight", dpi=120)
+        print(f"figure saved to {args.figure}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m advlib", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    rep = sub.add_parser("reproduce", help="train and evaluate Table 1 cells, one JSON record each")
+    rep.add_argument("--profile", default="quick", help=f"one of {', '.join(protocols.PROFILES)} (default quick)")
+    rep.add_argument("--cells", default=None, help="comma-separated cells, e.g. madry-linf,trades-l2 (default all)")
+    rep.add_argument("--out", default=None, help="results folder (default results/<profile>)")
+    rep.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    rep.add_argument("--quiet", action="store_true", help="no progress bars")
+    rep.set_defaults(run=_reproduce)
+    tab = sub.add_parser("table", help="print Table 1 from records against the paper")
+    tab.add_argument("results", help="folder of records, e.g. results/medium")
+    tab.add_argument("--figure", default=None, help="also save the Δ heatmap to this file (png/pdf/svg)")
+    tab.set_defaults(run=_table)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        if args.command == "reproduce":
+            protocols.get_profile(args.profile)
+            protocols.parse_cells(args.cells)
+        args.run(args)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

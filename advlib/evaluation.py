@@ -1,0 +1,76 @@
+"""Evaluation: natural and robust accuracy with per-example masks, so worst cases over any attack set exist.
+
+The norm-agnostic robust accuracy is the fraction of test examples classified correctly on the clean image
+and under every ℓ2 and every ℓ∞ attack (per-example worst case, as AutoAttack counts; not an average).
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from advlib import _checks
+from advlib.attacks import Trace, default_batch_size, pgd, second_order
+from advlib.protocols import AttackSpec
+
+
+def run_attack(spec: AttackSpec, model: nn.Module, x: Tensor, y: Tensor, *, generator: torch.Generator | None = None,
+               trace: Trace | None = None, batch_size: int | None = None) -> Tensor:
+    """Run the attack a spec describes ("pgd" or "so")."""
+    _checks.choice("attack kind", spec.kind, ("pgd", "so"))
+    common = {"norm": spec.norm, "eps": spec.eps, "steps": spec.steps, "step_size": spec.step_size,
+              "generator": generator, "trace": trace, "batch_size": batch_size}
+    if spec.kind == "pgd":
+        return pgd(model, x, y, random_start=spec.random_start, **common)
+    return second_order(model, x, y, sigma=spec.sigma, samples=spec.samples, linf_step=spec.linf_step, **common)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: Tensor, batch_size: int | None = None) -> Tensor:
+    """Argmax predictions ``[N]`` in eval mode, chunked (restores the model's mode)."""
+    was = model.training
+    model.eval()
+    size = batch_size or default_batch_size(x.device)
+    out = torch.cat([model(x[i:i + size]).argmax(1) for i in range(0, x.shape[0], size)])
+    model.train(was)
+    return out
+
+
+@dataclass
+class Evaluation:
+    """Per-example correctness (``correct[name]``, bool ``[N]``), attack traces and seconds per attack."""
+
+    correct: dict[str, Tensor]
+    traces: dict[str, Trace] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def accuracy(self) -> dict[str, float]:
+        """Fraction correct per entry ("Natural" and each attack)."""
+        return {k: v.float().mean().item() for k, v in self.correct.items()}
+
+    def worst_case(self, names: Iterable[str] | None = None) -> float:
+        """Fraction correct under every listed entry (default: all, i.e. the norm-agnostic accuracy)."""
+        names = list(self.correct) if names is None else list(names)
+        for name in names:
+            _checks.choice("evaluation entry", name, self.correct)
+        return torch.stack([self.correct[n] for n in names]).all(0).float().mean().item()
+
+
+def evaluate(model: nn.Module, x: Tensor, y: Tensor, attacks: dict[str, AttackSpec], *, seed: int = 0,
+             batch_size: int | None = None, quiet: bool = True) -> Evaluation:
+    """Natural accuracy and every attack in ``attacks`` (name → spec) on ``(x, y)``, each seeded by ``seed``."""
+    _checks.labels(y, _checks.images(x).shape[0])
+    result = Evaluation(correct={"Natural": predict(model, x, batch_size) == y})
+    for name, spec in tqdm(attacks.items(), desc="evaluate", disable=quiet, leave=False):
+        start = time.perf_counter()
+        generator = torch.Generator(device=x.device).manual_seed(seed)
+        trace = Trace()
+        x_adv = run_attack(spec, model, x, y, generator=generator, trace=trace, batch_size=batch_size)
+        result.correct[name] = predict(model, x_adv, batch_size) == y
+        result.traces[name] = trace
+        result.seconds[name] = time.perf_counter() - start
+    return result

@@ -1,0 +1,95 @@
+"""Input-space curvature of the loss: Hessian-vector products and power iteration on ∇²ₓL.
+
+``hvp`` is exact (double backprop) or the paper's forward finite difference (its appendix A, after Miyato
+et al.'s VAT): H·v ≈ (∇ₓL(x + ξv) − ∇ₓL(x)) / ξ. ``power_iteration`` finds each example's dominant
+eigenpair; ``so_alignment`` measures how well the S-O direction points along that eigenvector.
+All quantities are per example: each example's own loss L_i(x_i), batch ``[N, ...]``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from advlib import _checks, lp
+from advlib.attacks import input_gradient, smoothed_gradient
+from advlib.context import frozen
+
+METHODS = ("exact", "finite_difference")
+
+
+def _dot(a: Tensor, b: Tensor) -> Tensor:
+    return (a.flatten(1) * b.flatten(1)).sum(1)
+
+
+def _unit(v: Tensor) -> Tensor:
+    return lp.steepest_ascent(v, "l2")
+
+
+def hvp(model: nn.Module, x: Tensor, y: Tensor, v: Tensor, *, method: str = "exact", xi: float = 1e-3) -> Tensor:
+    """Per-example Hessian-vector product ∇²ₓL_i(x_i) · v_i, shape of ``x``.
+
+    ``method="exact"`` differentiates ⟨∇ₓL, v⟩ once more; ``"finite_difference"`` uses step ``xi``
+    along ``v`` (appendix A of the paper). ``x`` need not lie in [0,1] here (Taylor probes leave it).
+    """
+    _checks.choice("method", method, METHODS)
+    if v.shape != x.shape:
+        raise ValueError(f"v has shape {tuple(v.shape)} but x has {tuple(x.shape)}; they must match")
+    _checks.labels(y, x.shape[0])
+    with frozen(model):
+        if method == "finite_difference":
+            xi = _checks.nonnegative("xi", xi)
+            if xi == 0:
+                raise ValueError("xi must be > 0 for finite differences, got 0")
+            return (input_gradient(model, x + xi * v, y)[0] - input_gradient(model, x, y)[0]) / xi
+        x = x.detach().requires_grad_(True)
+        with torch.enable_grad():
+            loss = nn.functional.cross_entropy(model(x), y, reduction="sum")
+            (g,) = torch.autograd.grad(loss, x, create_graph=True)
+            (hv,) = torch.autograd.grad(_dot(g, v).sum(), x)
+    return hv.detach()
+
+
+@dataclass
+class Eigenpair:
+    """Dominant eigenvalue ``[N]`` and unit eigenvector ``[N, ...]`` of each example's ∇²ₓL."""
+
+    eigenvalue: Tensor
+    eigenvector: Tensor
+
+
+def power_iteration(
+    model: nn.Module, x: Tensor, y: Tensor, *, iters: int = 20, method: str = "exact", xi: float = 1e-3,
+    generator: torch.Generator | None = None,
+) -> Eigenpair:
+    """Power iteration d ← H d / ‖H d‖ from a Gaussian start; eigenvalue = Rayleigh quotient dᵀHd.
+
+    Converges to the eigenvalue of largest magnitude (for cross-entropy on a ReLU net, ∇²ₓL = Jᵀ(diag p − ppᵀ)J
+    is positive semi-definite, so that is the largest).
+    """
+    _checks.count("iters", iters, minimum=1)
+    d = _unit(torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype))
+    for _ in range(iters):
+        d = _unit(hvp(model, x, y, d, method=method, xi=xi))
+    return Eigenpair(_dot(d, hvp(model, x, y, d, method="exact")), d)
+
+
+def cosine(a: Tensor, b: Tensor) -> Tensor:
+    """Per-example |cos| between two batches of directions (eigenvectors have no sign)."""
+    return (_dot(a, b) / (a.flatten(1).norm(dim=1) * b.flatten(1).norm(dim=1)).clamp_min(1e-30)).abs()
+
+
+def so_alignment(
+    model: nn.Module, x: Tensor, y: Tensor, *, sigma: float, samples: int, iters: int = 20,
+    generator: torch.Generator | None = None,
+) -> tuple[Tensor, Tensor, Eigenpair]:
+    """|cos| of the S-O direction (noise-averaged gradient) and of the plain gradient with the top eigenvector.
+
+    Returns ``(cos_so, cos_grad, eigenpair)``, each cosine ``[N]``.
+    """
+    pair = power_iteration(model, x, y, iters=iters, generator=generator)
+    with frozen(model):
+        g_so = smoothed_gradient(model, x, y, sigma=sigma, samples=samples, generator=generator)
+        g = input_gradient(model, x, y)[0]
+    return cosine(g_so, pair.eigenvector), cosine(g, pair.eigenvector), pair

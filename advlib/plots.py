@@ -1,0 +1,140 @@
+"""Every figure of the book and the CLI (matplotlib/seaborn); each function returns a Figure."""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from torch import Tensor
+
+from advlib import table
+
+
+def _img(ax, image: Tensor, title: str = "", cmap: str = "gray", vlim: float | None = None) -> None:
+    arr = image.detach().float().cpu().reshape(28, 28).numpy()
+    if vlim is None:
+        ax.imshow(arr, cmap=cmap, vmin=0, vmax=1)
+    else:
+        ax.imshow(arr, cmap=cmap, vmin=-vlim, vmax=vlim)
+    ax.set_title(title, fontsize=9)
+    ax.axis("off")
+
+
+def perturbations(x: Tensor, adversarial: Mapping[str, Tensor], predictions: Mapping[str, Sequence[int]] | None = None) -> plt.Figure:
+    """One digit per column: the clean image, then for each named attack x_adv and x_adv − x."""
+    n, rows = x.shape[0], 1 + 2 * len(adversarial)
+    fig, axes = plt.subplots(rows, n, figsize=(1.6 * n, 1.7 * rows), squeeze=False)
+    for j in range(n):
+        _img(axes[0, j], x[j], "clean" if j == 0 else "")
+        for k, (name, xa) in enumerate(adversarial.items()):
+            pred = f" → {predictions[name][j]}" if predictions else ""
+            _img(axes[1 + 2 * k, j], xa[j], f"{name}{pred}")
+            delta = xa[j] - x[j]
+            _img(axes[2 + 2 * k, j], delta, "δ" if j == 0 else "", cmap="RdBu_r", vlim=max(float(delta.abs().max()), 1e-6))
+    fig.tight_layout()
+    return fig
+
+
+def adversarial_examples(x: Tensor, x_adv: Tensor, labels: Sequence[int], predictions: Sequence[int]) -> plt.Figure:
+    """The paper's Figure 2 layout: natural digits above, adversarial ones below with the model's predictions."""
+    n = x.shape[0]
+    fig, axes = plt.subplots(2, n, figsize=(1.5 * n, 3.4), squeeze=False)
+    for j in range(n):
+        _img(axes[0, j], x[j], f"label {labels[j]}")
+        _img(axes[1, j], x_adv[j], f"pred {predictions[j]}")
+    fig.tight_layout()
+    return fig
+
+
+def histograms(values: Mapping[str, Tensor], xlabel: str, log: bool = True) -> plt.Figure:
+    """Overlaid distributions of a per-example quantity (e.g. ‖∇ₓL‖₂ at natural points) per model."""
+    frame = pd.concat([pd.DataFrame({"value": v.detach().cpu().numpy(), "model": k}) for k, v in values.items()])
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    sns.histplot(frame, x="value", hue="model", log_scale=log, element="step", stat="density", common_norm=False, ax=ax)
+    ax.set_xlabel(xlabel)
+    fig.tight_layout()
+    return fig
+
+
+def traces(curves: Mapping[str, Sequence[float]], ylabel: str = "mean ‖∇ₓL‖₂ over the batch", log: bool = True) -> plt.Figure:
+    """Per-iteration curves of attacks (the paper's Figure 1): one line per label."""
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for name, ys in curves.items():
+        ax.plot(np.arange(len(ys)), ys, label=name)
+    ax.set_xlabel("attack iteration t")
+    ax.set_ylabel(ylabel)
+    if log:
+        ax.set_yscale("log")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def slices(radii: Tensor, curves: Mapping[str, Tensor], xlabel: str = "distance r along the direction (ℓ2)") -> plt.Figure:
+    """1-D loss slices: mean loss (± inter-quartile band over examples) against the radius, per direction."""
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    r = radii.cpu().numpy()
+    for name, losses in curves.items():
+        arr = losses.detach().cpu().numpy()
+        ax.plot(r, arr.mean(1), label=name)
+        ax.fill_between(r, *np.percentile(arr, [25, 75], axis=1), alpha=0.2)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("cross-entropy loss")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def surfaces(radii: Tensor, grids: Mapping[str, Tensor], xlabel: str, ylabel: str) -> plt.Figure:
+    """2-D loss surfaces side by side (contour maps of the loss on a radii × radii grid)."""
+    fig, axes = plt.subplots(1, len(grids), figsize=(4.2 * len(grids), 3.6), squeeze=False)
+    r = radii.cpu().numpy()
+    for ax, (name, grid) in zip(axes[0], grids.items()):
+        c = ax.contourf(r, r, grid.detach().cpu().numpy().T, levels=20, cmap="viridis")
+        fig.colorbar(c, ax=ax)
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+    fig.tight_layout()
+    return fig
+
+
+def lines(frame: pd.DataFrame, x: str, y: str, hue: str, logx: bool = False, title: str = "") -> plt.Figure:
+    """A line plot of a tidy frame (ablations, convergence, training curves)."""
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    sns.lineplot(frame, x=x, y=y, hue=hue, marker="o", ax=ax)
+    if logx:
+        ax.set_xscale("log")
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def training_curves(records: Mapping[str, dict], metric: str = "loss") -> plt.Figure:
+    """Per-epoch training ``metric`` of each cell, one panel per defense."""
+    rows = [{"epoch": r["epoch"], metric: r.get(metric, np.nan), "defense": c.split("-")[0], "norm": c.split("-")[1]}
+            for c, rec in records.items() for r in rec["training"]]
+    grid = sns.relplot(pd.DataFrame(rows), x="epoch", y=metric, hue="norm", col="defense", kind="line",
+                       marker="o", height=2.6, aspect=1.0)
+    return grid.figure
+
+
+def table_heatmaps(records: Mapping[str, dict]) -> plt.Figure:
+    """Ours, the paper's, and Δ = ours − paper (percentage points) for Table 1, as three heatmaps."""
+    ours, paper = table.ours_table(dict(records)), table.paper_table()
+    labels = [table.LABELS[r] for r in ours.index]
+    cols = [f"{d}\n{table.NORM_LABELS[n]}" for d, n in ours.columns]
+    fig, axes = plt.subplots(1, 3, figsize=(19, 3.8))
+    for ax, frame, title, cmap, center in ((axes[0], ours, "ours (%)", "viridis", None),
+                                           (axes[1], paper, "paper (%)", "viridis", None),
+                                           (axes[2], ours - paper, "Δ = ours − paper (points)", "RdBu", 0)):
+        sns.heatmap(pd.DataFrame(frame.to_numpy(), index=labels, columns=cols), annot=True, fmt=".1f", cmap=cmap,
+                    center=center, vmin=None if center == 0 else 0, vmax=None if center == 0 else 100, ax=ax,
+                    cbar=False, annot_kws={"fontsize": 8})
+        ax.set_title(title)
+        ax.tick_params(axis="x", labelsize=8)
+    fig.tight_layout()
+    return fig
+

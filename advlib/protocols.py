@@ -1,0 +1,217 @@
+"""Protocols as data: every hyper-parameter of every profile, each cited to its source.
+
+Sources are in ../shared/reference/protocols.md (section numbers below). "REPRO CHOICE" marks a value the
+paper does not state; the book lists all of them (``REPRO_CHOICES``).
+
+Profiles: ``quick`` (CPU, ≤ 10 min for all 12 cells), ``medium`` (CPU, about an hour, genuinely robust
+models), ``full`` (one GPU, the paper's attacks on the whole test set, ≤ 25 min target), ``paper`` (the
+anchors' original training lengths).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+
+from advlib import _checks
+
+DEFENSES = ("madry", "trades", "ensemble", "atda")
+TRAIN_NORMS = ("l2", "linf", "mix")
+CELLS = tuple(f"{d}-{n}" for d in DEFENSES for n in TRAIN_NORMS)
+ROWS = ("Natural", "PGD-l2", "PGD-linf", "SO-l2", "SO-linf")
+EPS = {"l2": 4.0, "linf": 0.3}  # per paper, §5: ℓ2 ≤ 4.0, ℓ∞ ≤ 0.3
+
+
+@dataclass(frozen=True)
+class AttackSpec:
+    """One attack: ``kind`` "pgd" or "so" (second order), its norm and hyper-parameters."""
+
+    kind: str
+    norm: str
+    eps: float
+    steps: int
+    step_size: float
+    random_start: bool = True
+    sigma: float = 0.0
+    samples: int = 1
+    linf_step: str = "sign"
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """How one model is trained: optimiser, schedule, batch, and defense-specific knobs."""
+
+    epochs: int
+    batch_size: int
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.0
+    lr_milestones: tuple[int, ...] = ()  # epochs after which lr is multiplied by 0.1
+    beta: float = 6.0  # TRADES 1/λ (REPRO CHOICE β=6, §2.3; β=1 is the code default)
+    static_models: tuple[str, ...] = ()  # ensemble sources besides the model itself
+    checkpoint_every: int = 200  # optimiser steps between checkpoints (also at every epoch end)
+    eps_hold: float = 0.0  # ε warm-up: ε = 0 for this fraction of all steps,
+    eps_ramp: float = 0.0  # then linear up to the full ε at this fraction (0, 0: no warm-up)
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    n_train: int | None  # None: the whole training split
+    n_test: int | None
+    seed: int
+    train_attack: dict[str, AttackSpec]  # per norm; "mix" alternates l2 (even steps) and linf (odd steps)
+    defenses: dict[str, TrainSpec]
+    static: TrainSpec  # natural training of the ensemble's static models
+    evaluation: dict[str, AttackSpec]  # keyed by the rows of Table 1
+    init: str = "torch"  # MadryCNN init: "torch" (PyTorch default) or "tf" (Madry's TF init)
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def config(self) -> dict:
+        """The whole profile as plain JSON-able data (stored in every record)."""
+        return asdict(self)
+
+
+def pgd_spec(norm: str, steps: int, step_size: float | None = None) -> AttackSpec:
+    """PGD with uniform random start; default step 2.5·ε/steps (protocols.md §2.3, §7.1)."""
+    return AttackSpec("pgd", norm, EPS[norm], steps, step_size or 2.5 * EPS[norm] / steps)
+
+
+def so_spec(norm: str, steps: int, samples: int, step_size: float | None = None) -> AttackSpec:
+    """S-O, no random start, σ from the authors' code: 0.15 (ℓ2), 0.1 (ℓ∞) (protocols.md §6.1)."""
+    sigma = {"l2": 0.15, "linf": 0.1}[norm]
+    return AttackSpec("so", norm, EPS[norm], steps, step_size or 2.5 * EPS[norm] / steps,
+                      random_start=False, sigma=sigma, samples=samples)
+
+
+def _evaluation(pgd_steps: int, so_steps: int, samples: int, paper_steps: bool = False) -> dict[str, AttackSpec]:
+    linf_pgd, linf_so = (0.01, 0.01) if paper_steps else (None, None)  # Madry config.json a=0.01 (§1.2)
+    return {
+        "PGD-l2": pgd_spec("l2", pgd_steps),
+        "PGD-linf": pgd_spec("linf", pgd_steps, linf_pgd),
+        "SO-l2": so_spec("l2", so_steps, samples),
+        "SO-linf": so_spec("linf", so_steps, samples, linf_so),
+    }
+
+
+def _defenses(epochs: int, batch: int, hold: float, ramp: float, ens_epochs: int | None = None) -> dict[str, TrainSpec]:
+    base = TrainSpec(epochs=epochs, batch_size=batch, eps_hold=hold, eps_ramp=ramp)
+    return {
+        "madry": base,
+        "trades": base,
+        "ensemble": replace(base, epochs=ens_epochs or epochs, static_models=STATIC_MODELS),
+        "atda": base,
+    }
+
+
+#: Static sources for ensemble training: Tramèr's README recipe uses models A, C, D (protocols.md §3.3).
+STATIC_MODELS = ("tramer_a", "tramer_c", "tramer_d")
+
+_SHORT = ("REPRO CHOICE: Adam 1e-3 for every defense (short schedules; anchors: Adam 1e-4 Madry, SGD 0.01 "
+          "TRADES, Adam 1e-3 Tramèr and ATDA), PyTorch's default init, and an ε warm-up (ε = 0, then a linear "
+          "ramp): with Madry's TF init or without warm-up, ε=0.3 PGD training collapsed to chance in our runs.",)
+
+QUICK = Profile(
+    name="quick",
+    description="CPU smoke-scale run: 2k training images, 2 epochs of PGD-5 training, 200 test images, "
+                "PGD-20 and S-O (10 steps × 4 draws). Shows the pipeline, not the science.",
+    n_train=2_000, n_test=200, seed=0,
+    train_attack={"l2": pgd_spec("l2", 5), "linf": pgd_spec("linf", 5)},
+    defenses=_defenses(epochs=2, batch=50, hold=0.1, ramp=0.5),
+    static=TrainSpec(epochs=1, batch_size=50),
+    evaluation=_evaluation(pgd_steps=20, so_steps=10, samples=4),
+    notes=_SHORT,
+)
+
+MEDIUM = Profile(
+    name="medium",
+    description="CPU, about an hour: 10k training images, 5 epochs of PGD-5 training, 1k test images, "
+                "PGD-40 with the paper's step sizes and S-O (20 steps × 5 draws).",
+    n_train=10_000, n_test=1_000, seed=0,
+    train_attack={"l2": pgd_spec("l2", 5), "linf": pgd_spec("linf", 5)},
+    defenses=_defenses(epochs=5, batch=50, hold=0.05, ramp=0.3),
+    static=TrainSpec(epochs=2, batch_size=50),
+    evaluation={**_evaluation(pgd_steps=40, so_steps=20, samples=5), "PGD-l2": pgd_spec("l2", 40, 0.25),
+                "PGD-linf": pgd_spec("linf", 40, 0.01)},
+    notes=_SHORT,
+)
+
+FULL = Profile(
+    name="full",
+    description="One GPU: all 60k training images, 10 epochs of PGD-40 training (12 for ensemble), the whole "
+                "10k test set, PGD-40 and S-O with the authors' settings (40 steps × 20 draws).",
+    n_train=None, n_test=None, seed=0,
+    train_attack={"l2": pgd_spec("l2", 40, 0.25), "linf": pgd_spec("linf", 40, 0.01)},
+    defenses=_defenses(epochs=10, batch=128, hold=0.02, ramp=0.2, ens_epochs=12),
+    static=TrainSpec(epochs=6, batch_size=128),
+    evaluation=_evaluation(pgd_steps=40, so_steps=40, samples=20, paper_steps=True),
+    notes=_SHORT + ("REPRO CHOICE: 10 epochs (ensemble 12, Tramèr's default) at batch 128 so that all 12 cells "
+                    "fit in ~25 min on one H100; the anchors train far longer (see the paper profile).",),
+)
+
+PAPER = replace(
+    FULL,
+    name="paper",
+    description="The anchors' own training lengths: Madry 100k iterations at batch 50 with Adam 1e-4 (§1.2), "
+                "TRADES 100 epochs SGD 0.01/0.9 at batch 128 with decay at 55/75/90 (§2.3), ensemble 12 epochs "
+                "Adam 1e-3 at batch 64 (§3.3), ATDA 50 epochs Adam 1e-3 at batch 32 (§4.1-4.2).",
+    defenses={
+        "madry": TrainSpec(epochs=84, batch_size=50, lr=1e-4, checkpoint_every=2000),
+        "trades": TrainSpec(epochs=100, batch_size=128, optimizer="sgd", lr=0.01, momentum=0.9,
+                            lr_milestones=(55, 75, 90), checkpoint_every=2000),
+        "ensemble": TrainSpec(epochs=12, batch_size=64, static_models=STATIC_MODELS, checkpoint_every=2000),
+        "atda": TrainSpec(epochs=50, batch_size=32, checkpoint_every=2000),
+    },
+    static=TrainSpec(epochs=6, batch_size=64),
+    init="tf",
+    notes=("Madry: 100k iterations × 50 / 60k images ≈ 84 epochs; Madry's TF init; no ε warm-up.",),
+)
+
+PROFILES: dict[str, Profile] = {p.name: p for p in (QUICK, MEDIUM, FULL, PAPER)}
+
+#: Every choice the paper leaves open, with what advlib does. The book prints this list.
+REPRO_CHOICES = {
+    "model init": "PyTorch's default init in quick/medium/full (Madry's TF init, truncated normal σ=0.1 and "
+                  "biases 0.1, collapsed to chance under short ε=0.3 PGD training); TF init in the paper profile (§1.1).",
+    "ε warm-up": "quick/medium/full: ε = 0 for the first 10/5/2 % of steps, then linear to full ε at 50/30/20 %; "
+                 "none in the paper profile (Madry trains at full ε from step 0).",
+    "data split": "torchvision's 60k/10k MNIST split (Madry's TF reader trained on 55k) (§0).",
+    "PGD-ℓ2 training/eval": "ε=4.0, step 2.5·ε/steps (0.25 for 40 steps), uniform random start in the ℓ2 ball (§9).",
+    "mix": "alternate batches: even optimiser steps ℓ2, odd steps ℓ∞ (§9).",
+    "TRADES β": "β=6 (β=1, the MNIST script default, is available as a protocol field) (§2.3).",
+    "TRADES ℓ2 inner step": "vectorised paper-era version: g/‖g‖₂ steps, ℓ2 projection, [0,1] clamp every step (§2.2a).",
+    "TRADES model/optimiser": "Madry's CNN, and the profile's optimiser instead of SmallCNN with SGD (§2.3).",
+    "ensemble sources": "static Tramèr models A, C, D trained naturally; each batch draws its source uniformly "
+                        "from {A, C, D, the model itself} (§3.3).",
+    "ensemble attack": "every source crafts PGD in the training norm with true labels, not Tramèr's single-step "
+                       "FGSM on predicted labels, because the paper's whole table is PGD-trained (§3.5).",
+    "ATDA attack": "the model's own PGD in the training norm instead of ATDA's FGSM ε=0.1 (§4.5).",
+    "ATDA loss": "official code: CE(x)+CE(x_adv)+⅓(CORAL+MMD+margin) on logits, centres updated at α=0.1 (§4.2-4.3).",
+    "batch size": "one batch size per profile for all defenses (50 on CPU, 128 on GPU); the paper profile keeps "
+                  "each anchor's own (§1.2, §2.3, §3.2, §4.1).",
+    "optimiser": "Adam 1e-3 in the quick, medium and full profiles (short schedules); anchors' own in paper.",
+    "S-O ℓ∞ step": "the authors' code steps by sign(g); the paper's text by g/‖g‖₂ (linf_step='l2', step 0.28) (§6.3).",
+    "S-O clamp": "iterates are clamped to [0,1] at every step (the authors clamp ℓ2 only at the end) (§6.3).",
+    "S-O noise": "fresh Gaussian draws per sample and step, noisy points not clipped (§6.1-6.2).",
+    "reduced step counts": "with fewer steps than 40, PGD and S-O steps are 2.5·ε/steps (quick, medium); "
+                           "training PGD uses 5 steps in quick and medium, 40 in full and paper.",
+    "robust accuracy": "accuracy on x_adv of every test example (clean mistakes are attacked too); the "
+                       "norm-agnostic accuracy is the fraction correct on the clean image and under every attack.",
+}
+
+
+def get_profile(name: str) -> Profile:
+    """A profile by name; unknown names raise ``ValueError`` listing the valid ones."""
+    return PROFILES[_checks.choice("profile", name, PROFILES)]
+
+
+def parse_cells(spec: str | None) -> list[str]:
+    """``"madry-linf,trades-l2"`` → list of cells (None or "all": every cell); unknown cells raise."""
+    if spec is None or spec == "all":
+        return list(CELLS)
+    return [_checks.choice("cell", c.strip(), CELLS) for c in spec.split(",") if c.strip()]
+
+
+def split_cell(cell: str) -> tuple[str, str]:
+    """``"trades-mix"`` → ``("trades", "mix")``."""
+    defense, norm = _checks.choice("cell", cell, CELLS).split("-")
+    return defense, norm

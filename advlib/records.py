@@ -1,0 +1,119 @@
+"""Result records: one JSON file per Table 1 cell, written atomically, validated and digest-checked on read.
+
+A record that is truncated, fails the schema, or whose digest does not match its content is reported
+invalid and is recomputed by ``reproduce``, never used.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+SCHEMA = 1
+FIELDS: dict[str, type] = {
+    "schema": int, "profile": str, "cell": str, "config": dict, "seed": int, "advlib_version": str,
+    "git_revision": str, "torch_version": str, "device": str, "data": dict, "wall_time": dict,
+    "accuracy": dict, "norm_agnostic": float, "n_test": int, "masks": dict, "traces": dict,
+    "training": list, "created": str, "digest": str,
+}
+
+
+class RecordError(ValueError):
+    """A record file that must not be used."""
+
+
+def pack_mask(mask: Tensor) -> str:
+    """Bool ``[N]`` → hex string (8 examples per byte)."""
+    return np.packbits(mask.detach().cpu().numpy().astype(bool)).tobytes().hex()
+
+
+def unpack_mask(text: str, n: int) -> Tensor:
+    """Inverse of ``pack_mask``."""
+    bits = np.unpackbits(np.frombuffer(bytes.fromhex(text), dtype=np.uint8))[:n]
+    return torch.from_numpy(bits.astype(bool))
+
+
+def _digest(record: dict) -> str:
+    body = {k: v for k, v in record.items() if k != "digest"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def git_revision() -> str:
+    """The advlib checkout's commit, with "-dirty" if it has uncommitted changes; "unknown" outside git."""
+    here = Path(__file__).resolve().parent
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10)
+        if rev.returncode != 0:
+            return "unknown"
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "advlib"], cwd=here.parent,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return rev.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def validate(record: object) -> dict:
+    """Return ``record`` if it has every field with the right type and a matching digest; else raise."""
+    if not isinstance(record, dict):
+        raise RecordError(f"a record must be a JSON object, got {type(record).__name__}")
+    for key, kind in FIELDS.items():
+        if key not in record:
+            raise RecordError(f"record lacks field {key!r}")
+        if not isinstance(record[key], kind) or (kind is int and isinstance(record[key], bool)):
+            raise RecordError(f"record field {key!r} should be {kind.__name__}, got {type(record[key]).__name__}")
+    if record["schema"] != SCHEMA:
+        raise RecordError(f"record schema {record['schema']} is not the supported schema {SCHEMA}")
+    if record["digest"] != _digest(record):
+        raise RecordError("record digest does not match its content (edited or corrupt)")
+    for name, value in record["accuracy"].items():
+        if not isinstance(value, (int, float)) or not 0 <= value <= 1:
+            raise RecordError(f"accuracy {name!r} = {value!r} is not a fraction in [0,1]")
+    return record
+
+
+def write_record(path: str | Path, record: dict) -> dict:
+    """Add the schema version and digest, validate, and write atomically (tmp file + rename)."""
+    record = {**record, "schema": SCHEMA}
+    record["digest"] = _digest(record)
+    validate(record)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+    return record
+
+
+def read_record(path: str | Path) -> dict:
+    """Read and validate one record; raise ``RecordError`` if it is unreadable or invalid."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise RecordError(f"{path}: unreadable record ({err})") from err
+    try:
+        return validate(data)
+    except RecordError as err:
+        raise RecordError(f"{path}: {err}") from err
+
+
+def load_records(folder: str | Path) -> dict[str, dict]:
+    """All valid records in ``folder`` keyed by cell; invalid ones are skipped with a warning."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"no results folder {folder}; run `python -m advlib reproduce --profile P --out {folder}`")
+    out = {}
+    for path in sorted(folder.glob("*.json")):
+        try:
+            record = read_record(path)
+        except RecordError as err:
+            warnings.warn(f"skipping invalid record: {err}", stacklevel=2)
+            continue
+        out[record["cell"]] = record
+    return out

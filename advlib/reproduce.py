@@ -1,0 +1,154 @@
+"""Reproduce Table 1 cell by cell: train what is missing (resumably), evaluate, write one record per cell.
+
+``python -m advlib reproduce --profile P [--cells ...] [--out results/P]`` calls ``reproduce``.
+Finished cells (a valid record for the same profile config) are skipped; a killed run resumes from the
+last training checkpoint (``<out>/checkpoints/``) and ends with the same numbers as an uninterrupted run.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+import advlib
+from advlib import data, models, protocols, records, runtime
+from advlib.evaluation import evaluate
+from advlib.protocols import Profile
+from advlib.records import pack_mask
+from advlib.training import ATDA, EnsembleAT, MadryAT, Natural, Trades, fit
+
+log = logging.getLogger("advlib")
+
+
+def config_hash(profile: Profile) -> str:
+    """8 hex digits identifying a profile's full configuration (names checkpoints, detects stale records)."""
+    return hashlib.sha256(json.dumps(profile.config(), sort_keys=True).encode()).hexdigest()[:8]
+
+
+def load_data(profile: Profile, device: torch.device) -> dict:
+    """The profile's train/test tensors on ``device`` (channels_last), with their sources."""
+    x, y = data.load_mnist("train", limit=profile.n_train, device=device)
+    xt, yt = data.load_mnist("test", limit=profile.n_test, device=device)
+    sources = {s: vars(data.mnist_source(s)) for s in data.SPLITS}
+    x, xt = (t.contiguous(memory_format=torch.channels_last) for t in (x, xt))
+    return {"x": x, "y": y, "xt": xt, "yt": yt, "sources": sources}
+
+
+def _fresh(name: str, seed: int, device: torch.device, **kwargs) -> nn.Module:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = models.build(name, **kwargs)
+    return runtime.channels_last(model.to(device))[0]
+
+
+def train_static(profile: Profile, name: str, x: Tensor, y: Tensor, folder: Path, quiet: bool = True) -> nn.Module:
+    """A naturally trained static model for ensemble training (cached in ``folder``)."""
+    model = _fresh(name, profile.seed + 1, x.device)
+    fit(model, x, y, Natural(), profile.static, seed=profile.seed + 1, checkpoint=folder / f"static-{name}.pt",
+        quiet=quiet, desc=name)
+    return model.eval()
+
+
+def make_defense(defense: str, norm: str, profile: Profile, static: list[nn.Module], device: torch.device):
+    """The defense object for one cell."""
+    spec = profile.defenses[defense]
+    if defense == "madry":
+        return MadryAT(norm, profile.train_attack)
+    if defense == "trades":
+        return Trades(norm, profile.train_attack, beta=spec.beta)
+    if defense == "ensemble":
+        return EnsembleAT(norm, profile.train_attack, static)
+    return ATDA(norm, profile.train_attack, device=device)
+
+
+def train_cell(profile: Profile, cell: str, tensors: dict, folder: Path, quiet: bool = True) -> tuple[nn.Module, dict]:
+    """Train (or resume, or load) one cell's model; returns it with history and wall times."""
+    defense, norm = protocols.split_cell(cell)
+    spec = profile.defenses[defense]
+    folder.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    static = [train_static(profile, name, tensors["x"], tensors["y"], folder, quiet) for name in spec.static_models]
+    static_seconds = time.perf_counter() - start
+    model = _fresh("madry", profile.seed, tensors["x"].device, init=profile.init)
+    impl = make_defense(defense, norm, profile, static, tensors["x"].device)
+    history = fit(model, tensors["x"], tensors["y"], impl, spec, seed=profile.seed,
+                  checkpoint=folder / f"{cell}.pt", quiet=quiet, desc=cell)
+    return model, {"history": history, "static_seconds": static_seconds,
+                   "train_seconds": sum(row["seconds"] for row in history)}
+
+
+def trained_model(profile: str | Profile, cell: str, *, out: str | Path | None = None,
+                  device: str | torch.device | None = None, quiet: bool = True) -> nn.Module:
+    """A cell's trained model, trained now if no finished checkpoint exists (default cache folder)."""
+    profile = protocols.get_profile(profile) if isinstance(profile, str) else profile
+    device = torch.device(device) if device is not None else runtime.default_device()
+    runtime.tune_allocator()
+    folder = Path(out) if out is not None else data.cache_dir() / "models" / profile.name
+    tensors = load_data(profile, device)
+    return train_cell(profile, cell, tensors, folder / "checkpoints" / config_hash(profile), quiet)[0]
+
+
+def run_cell(profile: Profile, cell: str, out: Path, tensors: dict, quiet: bool = True,
+             revision: str | None = None) -> dict:
+    """Train, evaluate and record one cell; returns the written record (``revision``: code version to record)."""
+    start = time.perf_counter()
+    model, train_info = train_cell(profile, cell, tensors, out / "checkpoints" / config_hash(profile), quiet)
+    result = evaluate(model, tensors["xt"], tensors["yt"], profile.evaluation, seed=profile.seed, quiet=quiet)
+    device = tensors["x"].device
+    record = {
+        "profile": profile.name, "cell": cell, "config": {**profile.config(), "hash": config_hash(profile)},
+        "seed": profile.seed, "advlib_version": advlib.__version__, "git_revision": revision or records.git_revision(),
+        "torch_version": torch.__version__, "device": runtime.device_name(device),
+        "data": {"train": tensors["sources"]["train"], "test": tensors["sources"]["test"],
+                 "n_train": int(tensors["x"].shape[0]), "n_test": int(tensors["xt"].shape[0])},
+        "wall_time": {"static_models": train_info["static_seconds"], "train": train_info["train_seconds"],
+                      "evaluate": result.seconds, "this_run": time.perf_counter() - start},
+        "accuracy": result.accuracy(), "norm_agnostic": result.worst_case(), "n_test": int(tensors["xt"].shape[0]),
+        "masks": {k: pack_mask(v) for k, v in result.correct.items()},
+        "traces": {k: {"grad_norm": t.grad_norm, "loss": t.loss} for k, t in result.traces.items()},
+        "training": train_info["history"],
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    return records.write_record(out / f"{cell}.json", record)
+
+
+def finished(path: Path, profile: Profile) -> bool:
+    """Whether ``path`` holds a valid record of this exact profile configuration."""
+    if not path.exists():
+        return False
+    try:
+        rec = records.read_record(path)
+    except records.RecordError as err:
+        warnings.warn(f"{err}; recomputing", stacklevel=2)
+        return False
+    if rec["config"].get("hash") != config_hash(profile):
+        warnings.warn(f"{path} was made with another {profile.name} configuration; recomputing", stacklevel=2)
+        return False
+    return True
+
+
+def reproduce(profile: str, cells: str | list[str] | None = None, out: str | Path | None = None,
+              device: str | None = None, quiet: bool = False) -> dict[str, dict]:
+    """Run every requested cell of ``profile`` that has no valid record in ``out`` (default results/<profile>)."""
+    prof = protocols.get_profile(profile)
+    cells = protocols.parse_cells(cells if cells is None or isinstance(cells, str) else ",".join(cells))
+    out = Path(out) if out is not None else Path("results") / prof.name
+    dev = torch.device(device) if device else runtime.default_device()
+    runtime.tune_allocator()
+    todo = [c for c in cells if not finished(out / f"{c}.json", prof)]
+    log.info("advlib: %s profile, %d of %d cells to run", prof.name, len(todo), len(cells))
+    tensors = load_data(prof, dev) if todo else None
+    revision = records.git_revision()  # the code that this process imported, not later edits
+    for cell in todo:
+        start = time.perf_counter()
+        rec = run_cell(prof, cell, out, tensors, quiet, revision)
+        print(f"[{prof.name}] {cell}: " + ", ".join(f"{k} {100 * v:.1f}%" for k, v in rec["accuracy"].items())
+              + f", norm-agnostic {100 * rec['norm_agnostic']:.1f}% ({time.perf_counter() - start:.0f} s)", flush=True)
+    return {c: records.read_record(out / f"{c}.json") for c in cells}

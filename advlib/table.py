@@ -1,0 +1,74 @@
+"""Table 1 as pandas frames: ours from result records, the paper's (shipped as package data), and Δ."""
+from __future__ import annotations
+
+from importlib import resources
+
+import pandas as pd
+
+from advlib.protocols import DEFENSES, ROWS, TRAIN_NORMS
+
+LABELS = {"Natural": "Natural", "PGD-l2": "PGD (ℓ2)", "PGD-linf": "PGD (ℓ∞)", "SO-l2": "S-O (ℓ2)",
+          "SO-linf": "S-O (ℓ∞)"}
+NORM_LABELS = {"l2": "ℓ2", "linf": "ℓ∞", "mix": "Mix"}
+COLUMNS = pd.MultiIndex.from_product([DEFENSES, TRAIN_NORMS], names=["defense", "train_norm"])
+
+
+def paper_long() -> pd.DataFrame:
+    """The paper's 60 Table 1 numbers: columns attack, defense, train_norm, accuracy_percent."""
+    with resources.files("advlib").joinpath("resources/table1_paper.csv").open() as f:
+        return pd.read_csv(f)
+
+
+def _wide(long: pd.DataFrame, value: str) -> pd.DataFrame:
+    wide = long.pivot_table(index="attack", columns=["defense", "train_norm"], values=value, aggfunc="first")
+    return wide.reindex(index=list(ROWS), columns=COLUMNS)
+
+
+def paper_table() -> pd.DataFrame:
+    """The paper's Table 1 in percent: rows Natural, PGD-l2, PGD-linf, SO-l2, SO-linf; columns defense × norm."""
+    return _wide(paper_long(), "accuracy_percent")
+
+
+def ours_long(records: dict[str, dict]) -> pd.DataFrame:
+    """Our accuracies (percent) from records keyed by cell, in the paper's long layout, plus the profile."""
+    rows = []
+    for cell, rec in records.items():
+        defense, norm = cell.split("-")
+        for attack in ROWS:
+            if attack in rec["accuracy"]:
+                rows.append({"attack": attack, "defense": defense, "train_norm": norm,
+                             "accuracy_percent": 100 * rec["accuracy"][attack], "profile": rec["profile"]})
+    return pd.DataFrame(rows, columns=["attack", "defense", "train_norm", "accuracy_percent", "profile"])
+
+
+def ours_table(records: dict[str, dict]) -> pd.DataFrame:
+    """Our Table 1 in percent (NaN where a cell has no record)."""
+    return _wide(ours_long(records), "accuracy_percent")
+
+
+def comparison(records: dict[str, dict]) -> pd.DataFrame:
+    """Long frame: attack, defense, train_norm, profile, ours, paper, delta (ours − paper), in points."""
+    ours = ours_long(records).rename(columns={"accuracy_percent": "ours"})
+    paper = paper_long().rename(columns={"accuracy_percent": "paper"})
+    both = ours.merge(paper, on=["attack", "defense", "train_norm"], how="left")
+    both["delta"] = both["ours"] - both["paper"]
+    return both[["attack", "defense", "train_norm", "profile", "ours", "paper", "delta"]]
+
+
+def norm_agnostic(records: dict[str, dict]) -> pd.Series:
+    """Per-example worst case over the clean image and all four attacks, percent, per cell."""
+    values = {tuple(c.split("-")): 100 * r["norm_agnostic"] for c, r in records.items()}
+    return pd.Series(values, dtype=float).reindex(COLUMNS)
+
+
+def side_by_side(records: dict[str, dict], decimals: int = 1) -> pd.DataFrame:
+    """One frame of strings "ours / paper (Δ)" per cell: the table the CLI prints."""
+    ours, paper = ours_table(records), paper_table()
+    fmt = f"{{:.{decimals}f}}"
+    out = pd.DataFrame(index=[LABELS[r] for r in ROWS], columns=COLUMNS, dtype=object)
+    for i, row in enumerate(ROWS):
+        for col in COLUMNS:
+            o, p = ours.loc[row, col], paper.loc[row, col]
+            out.iloc[i, COLUMNS.get_loc(col)] = "—" if pd.isna(o) else f"{fmt.format(o)} / {fmt.format(p)} ({o - p:+.{decimals}f})"
+    out.columns = pd.MultiIndex.from_tuples([(d, NORM_LABELS[n]) for d, n in COLUMNS], names=COLUMNS.names)
+    return out

@@ -1,0 +1,146 @@
+"""The one training loop every defense shares: device-resident tensors, seeded shuffles, resumable checkpoints.
+
+A defense is any object with ``loss(model, x, y, step, generator, eps_scale) -> (loss, stats)`` where
+``stats`` maps names to per-batch scalar tensors (averaged per epoch) and ``eps_scale`` ∈ [0,1] is the ε
+warm-up factor of this step; plus optional ``state_dict``/``load_state_dict`` for state that is not a model
+parameter (ATDA's class centres).
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Protocol
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from advlib import _checks
+from advlib.protocols import AttackSpec, TrainSpec
+
+
+class Defense(Protocol):
+    def loss(self, model: nn.Module, x: Tensor, y: Tensor, step: int, generator: torch.Generator,
+             eps_scale: float) -> tuple[Tensor, dict[str, Tensor]]: ...
+
+
+def training_norm(norm: str, step: int) -> str:
+    """The norm of optimiser step ``step``: "mix" alternates ℓ2 (even steps) and ℓ∞ (odd steps) (paper §5)."""
+    _checks.choice("training norm", norm, ("l2", "linf", "mix"))
+    if norm != "mix":
+        return norm
+    return "l2" if step % 2 == 0 else "linf"
+
+
+def attack_kwargs(spec: AttackSpec, eps_scale: float = 1.0) -> dict:
+    """Keyword arguments of ``advlib.attacks.pgd`` for a PGD spec, with ε and step size scaled by ``eps_scale``."""
+    return {"norm": spec.norm, "eps": spec.eps * eps_scale, "steps": spec.steps,
+            "step_size": spec.step_size * eps_scale, "random_start": spec.random_start}
+
+
+def eps_scale(spec: TrainSpec, step: int, total_steps: int) -> float:
+    """ε warm-up: 0 for the first ``eps_hold`` fraction of steps, then linear up to 1 at ``eps_ramp``."""
+    progress = step / max(total_steps, 1)
+    if progress >= spec.eps_ramp:
+        return 1.0
+    return max(0.0, (progress - spec.eps_hold) / (spec.eps_ramp - spec.eps_hold))
+
+
+def make_optimizer(model: nn.Module, spec: TrainSpec) -> torch.optim.Optimizer:
+    """Adam or SGD (with momentum) from a ``TrainSpec``."""
+    _checks.choice("optimizer", spec.optimizer, ("adam", "sgd"))
+    if spec.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=spec.lr)
+    return torch.optim.SGD(model.parameters(), lr=spec.lr, momentum=spec.momentum)
+
+
+def _save(path: Path, state: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)  # atomic: a kill leaves the previous checkpoint intact
+
+
+def _lr_at(spec: TrainSpec, epoch: int) -> float:
+    return spec.lr * 0.1 ** sum(epoch >= m for m in spec.lr_milestones)
+
+
+def fit(
+    model: nn.Module, x: Tensor, y: Tensor, defense: Defense, spec: TrainSpec, *, seed: int,
+    checkpoint: str | Path | None = None, quiet: bool = False, desc: str = "train",
+    stop_after_steps: int | None = None,
+) -> list[dict[str, float]]:
+    """Train ``model`` in place with ``defense`` for ``spec.epochs`` epochs; return per-epoch metrics.
+
+    With ``checkpoint``, state (model, optimiser, RNG, defense state, position in the epoch, history) is
+    saved every ``spec.checkpoint_every`` steps and at each epoch end, and a later call resumes from it,
+    ending with the same weights as an uninterrupted run. ``stop_after_steps`` simulates a kill (tests).
+    """
+    _checks.images(x)
+    _checks.labels(y, x.shape[0])
+    _checks.count("epochs", spec.epochs)
+    _checks.count("batch_size", spec.batch_size, minimum=1)
+    generator = torch.Generator(device=x.device).manual_seed(seed)
+    optimizer = make_optimizer(model, spec)
+    path = Path(checkpoint) if checkpoint is not None else None
+    state = {"epoch": 0, "position": 0, "perm": None, "history": [], "sums": {}, "elapsed": 0.0}
+    if path is not None and path.exists():
+        saved = torch.load(path, map_location=x.device, weights_only=False)
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        generator.set_state(saved["generator"].cpu())
+        if hasattr(defense, "load_state_dict"):
+            defense.load_state_dict(saved["defense"])
+        state = saved["loop"]
+
+    def save() -> None:
+        if path is not None:
+            _save(path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                         "generator": generator.get_state(),
+                         "defense": defense.state_dict() if hasattr(defense, "state_dict") else None,
+                         "loop": state})
+
+    n, bs = x.shape[0], spec.batch_size
+    per_epoch = (n + bs - 1) // bs
+    done = 0
+    model.train()
+    while state["epoch"] < spec.epochs:
+        epoch = state["epoch"]
+        for group in optimizer.param_groups:
+            group["lr"] = _lr_at(spec, epoch)
+        if state["perm"] is None:
+            state["perm"] = torch.randperm(n, generator=generator, device=x.device)
+            state["sums"], state["position"] = {}, 0
+        start = time.perf_counter()
+        bar = tqdm(range(state["position"], per_epoch), desc=f"{desc} epoch {epoch + 1}/{spec.epochs}",
+                   disable=quiet, leave=False, initial=state["position"], total=per_epoch)
+        for b in bar:
+            idx = state["perm"][b * bs:(b + 1) * bs]
+            step = epoch * per_epoch + b
+            scale = eps_scale(spec, step, per_epoch * spec.epochs)
+            loss, stats = defense.loss(model, x[idx], y[idx], step, generator, scale)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            for k, v in {"loss": loss.detach(), **stats}.items():
+                state["sums"][k] = state["sums"].get(k, 0.0) + v.detach() * len(idx)
+            state["position"] = b + 1
+            done += 1
+            if stop_after_steps is not None and done >= stop_after_steps:
+                save()
+                return state["history"]
+            if state["position"] % spec.checkpoint_every == 0 and state["position"] < per_epoch:
+                state["elapsed"] += time.perf_counter() - start
+                start = time.perf_counter()
+                save()
+        state["elapsed"] += time.perf_counter() - start
+        row = {k: float(v) / n for k, v in state["sums"].items()}
+        row.update(epoch=epoch + 1, seconds=state["elapsed"], lr=_lr_at(spec, epoch))
+        state["history"].append(row)
+        state.update(epoch=epoch + 1, perm=None, position=0, sums={}, elapsed=0.0)
+        if not quiet:
+            tqdm.write(f"{desc} epoch {epoch + 1}: " + ", ".join(f"{k}={v:.4g}" for k, v in row.items()
+                                                                   if k not in ("epoch",)))
+        save()
+    model.eval()
+    return state["history"]

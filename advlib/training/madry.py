@@ -1,0 +1,29 @@
+"""Madry et al. (2018) PGD adversarial training: minimise CE on PGD examples only.
+
+Anchor: MadryLab/mnist_challenge ``train.py:L83,L117`` (the update uses adversarial examples only) with
+Adam (protocols.md §1.2). The mean CE replaces TF's summed CE; Adam is nearly invariant to that scale.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from advlib.attacks import pgd
+from advlib.protocols import AttackSpec
+from advlib.training.loop import attack_kwargs, training_norm
+from advlib.training.natural import accuracy
+
+
+class MadryAT:
+    """``norm`` ∈ {"l2", "linf", "mix"}; ``attacks`` maps "l2"/"linf" to the training PGD spec."""
+
+    def __init__(self, norm: str, attacks: dict[str, AttackSpec]) -> None:
+        self.norm, self.attacks = norm, attacks
+
+    def loss(self, model: nn.Module, x: Tensor, y: Tensor, step: int, generator: torch.Generator,
+             eps_scale: float = 1.0) -> tuple[Tensor, dict[str, Tensor]]:
+        spec = self.attacks[training_norm(self.norm, step)]
+        x_adv = pgd(model, x, y, **attack_kwargs(spec, eps_scale), generator=generator)
+        logits = model(x_adv)
+        return F.cross_entropy(logits, y), {"adv_acc": accuracy(logits, y)}

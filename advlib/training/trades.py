@@ -1,0 +1,55 @@
+"""TRADES (Zhang et al., 2019): CE(f(x), y) + β · KL(f(x) ‖ f(x_adv)), x_adv maximising that KL.
+
+Anchor: yaodongyu/TRADES ``trades.py`` (protocols.md §2.1-2.2): the inner maximisation runs in eval mode
+from x + 0.001·N(0, I), with sign steps (ℓ∞) or g/‖g‖₂ steps and ℓ2 projection (ℓ2, the paper-era
+version, vectorised); the outer loss is CE_mean + β·KL_sum/B with gradients through both f(x) terms.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from advlib.attacks import projected_ascent
+from advlib.context import frozen
+from advlib.protocols import AttackSpec
+from advlib.training.loop import training_norm
+from advlib.training.natural import accuracy
+
+INIT_STD = 0.001  # trades.py: x_adv = x + 0.001 * randn
+
+
+def kl_per_example(logits_adv: Tensor, p_clean: Tensor) -> Tensor:
+    """KL(p_clean ‖ softmax(logits_adv)) per example, ``[N]`` (nn.KLDivLoss summed per row)."""
+    return F.kl_div(F.log_softmax(logits_adv, dim=1), p_clean, reduction="none").sum(1)
+
+
+def trades_adversary(model: nn.Module, x: Tensor, spec: AttackSpec, generator: torch.Generator,
+                     eps_scale: float = 1.0) -> Tensor:
+    """The inner maximisation: x_adv in the ball around x maximising KL(f(x) ‖ f(x_adv))."""
+    with frozen(model), torch.no_grad():
+        p_clean = F.softmax(model(x), dim=1)
+    x_init = x + INIT_STD * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    return projected_ascent(model, x, p_clean, eps=spec.eps * eps_scale, norm=spec.norm, steps=spec.steps,
+                            step_size=spec.step_size * eps_scale, loss=kl_per_example, x_init=x_init,
+                            generator=generator, batch_size=x.shape[0])
+
+
+def trades_loss(model: nn.Module, x: Tensor, y: Tensor, x_adv: Tensor, beta: float) -> tuple[Tensor, Tensor, Tensor]:
+    """The outer TRADES objective and its two logits: CE_mean(f(x), y) + β·mean_i KL(f(x_i) ‖ f(x_adv,i))."""
+    logits, logits_adv = model(x), model(x_adv)
+    kl = kl_per_example(logits_adv, F.softmax(logits, dim=1)).mean()
+    return F.cross_entropy(logits, y) + beta * kl, logits, logits_adv
+
+
+class Trades:
+    """TRADES in ``norm`` ∈ {"l2", "linf", "mix"} with trade-off ``beta``."""
+
+    def __init__(self, norm: str, attacks: dict[str, AttackSpec], beta: float) -> None:
+        self.norm, self.attacks, self.beta = norm, attacks, beta
+
+    def loss(self, model: nn.Module, x: Tensor, y: Tensor, step: int, generator: torch.Generator,
+             eps_scale: float = 1.0) -> tuple[Tensor, dict[str, Tensor]]:
+        x_adv = trades_adversary(model, x, self.attacks[training_norm(self.norm, step)], generator, eps_scale)
+        loss, logits, logits_adv = trades_loss(model, x, y, x_adv, self.beta)
+        return loss, {"acc": accuracy(logits, y), "adv_acc": accuracy(logits_adv, y)}
