@@ -144,7 +144,7 @@ def projected_ascent(
     _checks.count("samples", samples, minimum=1)
     if not callable(loss):
         _checks.choice("loss", loss, LOSSES)
-    if eps == 0:
+    if eps == 0 and trace is None:  # nothing can move; with a trace, run the loop so it is filled
         return x.detach().clone()
     chunk = batch_size or default_batch_size(x.device)
     chunk = max(1, chunk // samples) if sigma > 0 else chunk

