@@ -109,7 +109,7 @@ def so_vs_pgd(records: dict[str, dict], alpha: float = ALPHA, margin: float = MA
     Columns: cell, defense, train_norm, attack_norm, cross_norm (train norm is the other single norm),
     profile, n_test, pgd, so, delta (so − pgd, points), so_only (#examples only S-O breaks), pgd_only
     (#only PGD breaks), p (two-sided sign test on those), so_stronger: S-O accuracy lower and p < ``alpha``
-    (without masks: lower by more than ``margin`` points).
+    (without masks: lower by more than ``margin`` points); pgd_stronger: the same test the other way round.
     """
     rows = []
     for cell, rec in records.items():
@@ -123,12 +123,14 @@ def so_vs_pgd(records: dict[str, dict], alpha: float = ALPHA, margin: float = MA
             so_only, pgd_only = pairs if pairs is not None else (None, None)
             p = sign_test(*pairs) if pairs is not None else float("nan")
             stronger = (so < pgd and p < alpha) if pairs is not None else (so < pgd - margin)
+            weaker = (so > pgd and p < alpha) if pairs is not None else (so > pgd + margin)
             rows.append({"cell": cell, "defense": defense, "train_norm": train_norm, "attack_norm": norm,
                          "cross_norm": train_norm in NORMS and train_norm != norm, "profile": rec["profile"],
                          "n_test": rec["n_test"], "pgd": pgd, "so": so, "delta": so - pgd,
-                         "so_only": so_only, "pgd_only": pgd_only, "p": p, "so_stronger": bool(stronger)})
+                         "so_only": so_only, "pgd_only": pgd_only, "p": p, "so_stronger": bool(stronger),
+                         "pgd_stronger": bool(weaker)})
     columns = ["cell", "defense", "train_norm", "attack_norm", "cross_norm", "profile", "n_test", "pgd", "so",
-               "delta", "so_only", "pgd_only", "p", "so_stronger"]
+               "delta", "so_only", "pgd_only", "p", "so_stronger", "pgd_stronger"]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -138,14 +140,15 @@ def so_vs_pgd_summary(frame: pd.DataFrame) -> str:
     if cross.empty:
         return "No cross-norm cell (ℓ2- or ℓ∞-trained model attacked in the other norm) is recorded yet."
     wins = cross[cross["so_stronger"]]
-    names = ", ".join(f"{r.cell} in {NORM_LABELS[r.attack_norm]}" for r in wins.itertuples())
-    others = ", ".join(f"{r.cell} in {NORM_LABELS[r.attack_norm]}" for r in cross[~cross["so_stronger"]].itertuples())
+    where = lambda part: ", ".join(f"{r.cell} in {NORM_LABELS[r.attack_norm]}" for r in part.itertuples())
+    losses = cross[cross["pgd_stronger"]]
+    reverse = f" PGD is the stronger attack on {where(losses)}." if len(losses) else ""
     if len(wins) == len(cross):
-        return f"S-O beats PGD on every recorded cross-norm cell ({len(cross)} of {len(cross)}: {names})."
+        return f"S-O beats PGD on every recorded cross-norm cell ({len(cross)} of {len(cross)}: {where(wins)})."
     if wins.empty:
-        return f"S-O does not beat PGD on any recorded cross-norm cell (0 of {len(cross)}; {others})."
-    return (f"S-O beats PGD on {len(wins)} of {len(cross)} recorded cross-norm cells ({names}); "
-            f"it does not on {others}.")
+        return f"S-O does not beat PGD on any recorded cross-norm cell (0 of {len(cross)}: {where(cross)})." + reverse
+    return (f"S-O beats PGD on {len(wins)} of {len(cross)} recorded cross-norm cells ({where(wins)}); "
+            f"it does not on {where(cross[~cross['so_stronger']])}." + reverse)
 
 
 def _fmt(value: float) -> str:
@@ -165,7 +168,8 @@ def _grade(ok: int, total: int) -> str:
 
 
 def _coverage(found: int, needed: int) -> str:
-    return "" if found == needed else f" (only {found} of the {needed} cells this claim needs are recorded)"
+    verb = "is" if found == 1 else "are"
+    return "" if found == needed else f" (only {found} of the {needed} cells this claim needs {verb} recorded)"
 
 
 def claim1(records: dict[str, dict], robust: float = ROBUST, holds: float = HOLDS) -> tuple[pd.DataFrame, Verdict]:
@@ -332,3 +336,24 @@ def repro_choices(keys: tuple[str, ...] | None = None) -> pd.DataFrame:
     if unknown:
         raise ValueError(f"unknown REPRO CHOICE(s) {unknown}; valid: {', '.join(protocols.REPRO_CHOICES)}")
     return pd.DataFrame({"choice": list(keys), "what advlib does": [protocols.REPRO_CHOICES[k] for k in keys]})
+
+
+def attack_union(records: dict[str, dict]) -> pd.DataFrame:
+    """Per cell and norm: accuracy (%) under PGD, under S-O, and under *either* (per-example worst case of the two).
+
+    ``gain`` is how many points S-O adds to PGD when both are run and an example counts as robust only if it
+    survives both (the AutoAttack way of combining attacks). Needs per-example masks; cells without are skipped.
+    """
+    rows = []
+    for cell, rec in records.items():
+        for norm in NORMS:
+            pgd_name, so_name = f"PGD-{norm}", f"SO-{norm}"
+            masks = rec.get("masks") or {}
+            if pgd_name not in masks or so_name not in masks:
+                continue
+            n = rec["n_test"]
+            a, b = _records.unpack_mask(masks[pgd_name], n), _records.unpack_mask(masks[so_name], n)
+            pgd, either = 100.0 * a.float().mean().item(), 100.0 * (a & b).float().mean().item()
+            rows.append({"cell": cell, "attack_norm": norm, "profile": rec["profile"], "n_test": n, "pgd": pgd,
+                         "so": 100.0 * b.float().mean().item(), "either": either, "gain": pgd - either})
+    return pd.DataFrame(rows, columns=["cell", "attack_norm", "profile", "n_test", "pgd", "so", "either", "gain"])

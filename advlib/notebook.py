@@ -35,6 +35,7 @@ def setup(seed: int = 0) -> Setup:
     runtime.tune_allocator()
     torch.manual_seed(seed)
     warnings.filterwarnings("ignore", message="full MNIST not found", category=UserWarning)
+    warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm.auto without ipywidgets (bars are off)
     logging.getLogger("advlib").setLevel(logging.WARNING)
     import seaborn as sns
     sns.set_theme(context="notebook", style="whitegrid")

@@ -155,3 +155,58 @@ def directions(x: Tensor, vectors: Mapping[str, Tensor], titles: Mapping[str, Se
             _img(axes[1 + k, j], v[j], title, cmap="RdBu_r", vlim=max(float(v[j].abs().max()), 1e-12))
     fig.tight_layout()
     return fig
+
+
+def training_schedule(eps: pd.DataFrame, norms: Sequence[str]) -> plt.Figure:
+    """Left: the ε warm-up factor against training progress, one line per ``eps["profile"]`` (columns
+    progress, eps_scale, profile). Right: the training norm of each optimiser step of a "mix" model."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.2), gridspec_kw={"width_ratios": [3, 2]})
+    sns.lineplot(eps, x="progress", y="eps_scale", hue="profile", ax=left)
+    left.set_xlabel("fraction of all optimiser steps")
+    left.set_ylabel("ε used / ε of the threat model")
+    left.set_title("ε warm-up", fontsize=10)
+    levels = ["l2", "linf"]
+    right.step(np.arange(len(norms)), [levels.index(n) for n in norms], where="mid", marker="o")
+    right.set_yticks([0, 1], ["ℓ2", "ℓ∞"])
+    right.set_xlabel("optimiser step")
+    right.set_title("Mix: norm of each step's adversarial examples", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def attack_scatter(frame: pd.DataFrame) -> plt.Figure:
+    """PGD vs S-O accuracy (%) per cell and attack norm (a ``claims.so_vs_pgd`` frame); below the diagonal,
+    S-O is the stronger attack. Cross-norm cells (model trained in the other single norm) are filled and named."""
+    fig, ax = plt.subplots(figsize=(5.2, 5))
+    ax.plot([0, 100], [0, 100], color="gray", lw=1, ls="--")
+    for norm, marker in (("l2", "o"), ("linf", "s")):
+        part = frame[frame["attack_norm"] == norm]
+        for cross, face in ((True, None), (False, "none")):
+            sub = part[part["cross_norm"] == cross]
+            if len(sub):
+                ax.scatter(sub["pgd"], sub["so"], marker=marker, facecolors=face,
+                           edgecolors=f"C{0 if norm == 'l2' else 1}", color=f"C{0 if norm == 'l2' else 1}",
+                           label=f"{table.NORM_LABELS[norm]} attacks, {'cross-norm' if cross else 'other'} cells")
+        for r in part[part["cross_norm"]].itertuples():
+            ax.annotate(r.cell, (r.pgd, r.so), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.set_xlim(-3, 103)
+    ax.set_ylim(-3, 103)
+    ax.set_xlabel("PGD accuracy (%)")
+    ax.set_ylabel("S-O accuracy (%)")
+    if len(frame):
+        ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def norm_agnostic_bars(frame: pd.DataFrame) -> plt.Figure:
+    """Norm-agnostic accuracy (%) per cell, one bar per ``frame["source"]`` (columns cell, source, accuracy)."""
+    fig, ax = plt.subplots(figsize=(10, 3.4))
+    sns.barplot(frame, x="cell", y="accuracy", hue="source", ax=ax)
+    ax.set_ylim(0, 100)
+    ax.set_ylabel("norm-agnostic accuracy (%)")
+    ax.set_xlabel("")
+    ax.tick_params(axis="x", rotation=45, labelsize=8)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

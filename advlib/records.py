@@ -72,7 +72,7 @@ def validate(record: object) -> dict:
         raise RecordError(f"record schema {record['schema']} is not the supported schema {SCHEMA}")
     if record["digest"] != _digest(record):
         raise RecordError("record digest does not match its content (edited or corrupt)")
-    for name, value in record["accuracy"].items():
+    for name, value in {**record["accuracy"], "norm_agnostic": record["norm_agnostic"]}.items():
         if not isinstance(value, (int, float)) or not 0 <= value <= 1:
             raise RecordError(f"accuracy {name!r} = {value!r} is not a fraction in [0,1]")
     return record

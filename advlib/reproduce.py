@@ -56,7 +56,7 @@ def _fresh(name: str, seed: int, device: torch.device, **kwargs) -> nn.Module:
 def train_static(profile: Profile, name: str, x: Tensor, y: Tensor, folder: Path, quiet: bool = True) -> nn.Module:
     """A naturally trained static model for ensemble training (cached in ``folder``)."""
     model = _fresh(name, profile.seed + 1, x.device)
-    fit(model, x, y, Natural(), profile.static, seed=profile.seed + 1, checkpoint=folder / f"static-{name}.pt",
+    fit(model, x, y, Natural(), profile.static, seed=profile.seed + 1, checkpoint=_mkdir(folder) / f"static-{name}.pt",
         quiet=quiet, desc=name)
     return model.eval()
 

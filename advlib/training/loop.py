@@ -44,7 +44,9 @@ def eps_scale(spec: TrainSpec, step: int, total_steps: int) -> float:
     progress = step / max(total_steps, 1)
     if progress >= spec.eps_ramp:
         return 1.0
-    return max(0.0, (progress - spec.eps_hold) / (spec.eps_ramp - spec.eps_hold))
+    if progress < spec.eps_hold:
+        return 0.0
+    return (progress - spec.eps_hold) / (spec.eps_ramp - spec.eps_hold)
 
 
 def make_optimizer(model: nn.Module, spec: TrainSpec) -> torch.optim.Optimizer:
@@ -72,10 +74,23 @@ def fit(
 ) -> list[dict[str, float]]:
     """Train ``model`` in place with ``defense`` for ``spec.epochs`` epochs; return per-epoch metrics.
 
-    With ``checkpoint``, state (model, optimiser, RNG, defense state, position in the epoch, history) is
+    With ``checkpoint``, state (model, optimiser, RNGs, defense state, position in the epoch, history) is
     saved every ``spec.checkpoint_every`` steps and at each epoch end, and a later call resumes from it,
     ending with the same weights as an uninterrupted run. ``stop_after_steps`` simulates a kill (tests).
+    The global torch RNG (which dropout draws from) is seeded with ``seed`` inside a forked RNG scope, so
+    training is a function of ``seed`` and the caller's RNG state is left untouched.
     """
+    devices = [x.device] if x.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        return _fit(model, x, y, defense, spec, seed=seed, checkpoint=checkpoint, quiet=quiet, desc=desc,
+                    stop_after_steps=stop_after_steps)
+
+
+def _fit(
+    model: nn.Module, x: Tensor, y: Tensor, defense: Defense, spec: TrainSpec, *, seed: int,
+    checkpoint: str | Path | None, quiet: bool, desc: str, stop_after_steps: int | None,
+) -> list[dict[str, float]]:
     _checks.images(x)
     _checks.labels(y, x.shape[0])
     _checks.count("epochs", spec.epochs)
@@ -89,6 +104,9 @@ def fit(
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         generator.set_state(saved["generator"].cpu())
+        torch.set_rng_state(saved["torch_rng"].cpu())
+        if x.device.type == "cuda":
+            torch.cuda.set_rng_state(saved["cuda_rng"].cpu(), x.device)
         if hasattr(defense, "load_state_dict"):
             defense.load_state_dict(saved["defense"])
         state = saved["loop"]
@@ -96,7 +114,8 @@ def fit(
     def save() -> None:
         if path is not None:
             _save(path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                         "generator": generator.get_state(),
+                         "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
+                         "cuda_rng": torch.cuda.get_rng_state(x.device) if x.device.type == "cuda" else None,
                          "defense": defense.state_dict() if hasattr(defense, "state_dict") else None,
                          "loop": state})
 

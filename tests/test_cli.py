@@ -1,0 +1,135 @@
+"""The command line: ``python -m advlib reproduce`` / ``python -m advlib table`` (exit codes, messages, output)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from advlib import protocols, records
+from advlib.__main__ import main
+from advlib.protocols import CELLS, QUICK, ROWS, TrainSpec, pgd_spec, so_spec
+from advlib.records import pack_mask, write_record
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def python_m_advlib(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    return subprocess.run([sys.executable, "-m", "advlib", *args], capture_output=True, text=True, cwd=REPO,
+                          env=env, timeout=timeout)
+
+
+def valid_record(folder: Path, cell: str, acc: dict[str, float], profile: str = "synthetic") -> dict:
+    n = 8
+    body = {
+        "profile": profile, "cell": cell, "config": {"hash": "00000000"}, "seed": 0, "advlib_version": "0.1.0",
+        "git_revision": "x", "torch_version": torch.__version__, "device": "cpu", "data": {}, "wall_time": {},
+        "accuracy": acc, "norm_agnostic": 0.125, "n_test": n,
+        "masks": {k: pack_mask(torch.ones(n, dtype=torch.bool)) for k in acc}, "traces": {}, "training": [],
+        "created": "now",
+    }
+    return write_record(folder / f"{cell}.json", body)
+
+
+def test_unknown_profile_exits_2_listing_valid_profiles(tmp_path):
+    proc = python_m_advlib("reproduce", "--profile", "nope", "--out", str(tmp_path / "out"))
+    assert proc.returncode == 2
+    assert "unknown profile 'nope'" in proc.stderr
+    assert "valid choices: 'quick', 'medium', 'full', 'paper'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_unknown_cell_exits_2_listing_valid_cells(tmp_path, capsys):
+    assert main(["reproduce", "--profile", "quick", "--cells", "madry-linf,madry-l1", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "unknown cell 'madry-l1'" in err
+    assert all(repr(c) in err for c in CELLS)
+    assert not (tmp_path / "o").exists()
+
+
+def test_missing_subcommand_is_an_argparse_error(capsys):
+    with pytest.raises(SystemExit) as info:
+        main([])
+    assert info.value.code == 2
+
+
+def test_help_lists_both_commands(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert "reproduce" in out and "table" in out
+
+
+def test_table_of_missing_folder_exits_2(tmp_path, capsys):
+    assert main(["table", str(tmp_path / "nope")]) == 2
+    assert "no results folder" in capsys.readouterr().err
+
+
+def test_table_of_folder_without_valid_records_exits_2(tmp_path, capsys):
+    (tmp_path / "madry-linf.json").write_text("{ truncated")
+    with pytest.warns(UserWarning, match="skipping invalid record"):
+        assert main(["table", str(tmp_path)]) == 2
+    assert "no valid records" in capsys.readouterr().err
+
+
+def test_table_prints_ours_paper_and_delta(tmp_path, capsys):
+    valid_record(tmp_path, "madry-linf", {"Natural": 0.99, "PGD-l2": 0.5, "PGD-linf": 0.9, "SO-l2": 0.0,
+                                          "SO-linf": 0.875})
+    valid_record(tmp_path, "atda-mix", {r: 0.5 for r in ROWS})
+    assert main(["table", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "Table 1 — ours / paper (Δ)" in out and "profile(s): synthetic" in out and "2 of 12 cells" in out
+    assert "n_test = 8" in out
+    assert "90.0 / 92.5 (-2.5)" in out  # Madry ℓ∞ under PGD-ℓ∞
+    assert "99.0 / 98.8 (+0.2)" in out  # Madry ℓ∞ natural
+    assert "50.0 / 83.4 (-33.4)" in out  # ATDA Mix under S-O ℓ∞
+    assert "—" in out  # cells without records
+    for label in ("Natural", "PGD (ℓ2)", "PGD (ℓ∞)", "S-O (ℓ2)", "S-O (ℓ∞)"):
+        assert label in out
+    assert "norm-agnostic" in out and "12.5" in out
+
+
+def test_table_saves_the_figure(tmp_path, capsys):
+    import matplotlib
+    matplotlib.use("Agg")
+    valid_record(tmp_path, "trades-l2", {r: 0.25 for r in ROWS})
+    fig = tmp_path / "fig" / "table.png"
+    fig.parent.mkdir()
+    assert main(["table", str(tmp_path), "--figure", str(fig)]) == 0
+    assert fig.is_file() and fig.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"figure saved to {fig}" in capsys.readouterr().out
+
+
+def test_reproduce_then_table_in_process(tmp_path, capsys, monkeypatch, mnist_root):
+    """`reproduce --profile P --cells C --out D` on a tiny registered profile, then `table D`."""
+    if mnist_root is not None:
+        monkeypatch.setenv("ADVLIB_DATA", str(mnist_root))
+    monkeypatch.setattr("advlib.data._download", lambda folder: False)
+    spec = TrainSpec(epochs=1, batch_size=25)
+    tiny = replace(QUICK, name="clitiny", n_train=50, n_test=20,
+                   train_attack={"l2": pgd_spec("l2", 1), "linf": pgd_spec("linf", 1)},
+                   defenses={d: spec for d in protocols.DEFENSES},
+                   evaluation={"PGD-l2": pgd_spec("l2", 1), "PGD-linf": pgd_spec("linf", 1),
+                               "SO-l2": so_spec("l2", 1, 1), "SO-linf": so_spec("linf", 1, 1)})
+    monkeypatch.setitem(protocols.PROFILES, "clitiny", tiny)
+    out = tmp_path / "res"
+    assert main(["reproduce", "--profile", "clitiny", "--cells", "madry-l2", "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "[clitiny] madry-l2: Natural" in printed and "norm-agnostic" in printed
+    rec = records.read_record(out / "madry-l2.json")
+    assert rec["profile"] == "clitiny" and list(rec["accuracy"]) == list(ROWS)
+    assert main(["reproduce", "--profile", "clitiny", "--cells", "madry-l2", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "[clitiny] madry-l2" not in printed  # skipped
+    assert f"python -m advlib table {out}" in printed
+    assert main(["table", str(out)]) == 0
+    table_out = capsys.readouterr().out
+    nat = 100 * rec["accuracy"]["Natural"]
+    assert f"{nat:.1f} / 98.2 ({nat - 98.2:+.1f})" in table_out

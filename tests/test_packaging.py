@@ -1,0 +1,94 @@
+"""Packaging: environment.yml and pyproject.toml agree; importing advlib is light; the CLI starts."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+CONDA_TO_PIP = {"pytorch": "torch"}
+NOT_PACKAGES = {"python", "pip"}
+
+
+def split_requirement(req: str) -> tuple[str, str]:
+    """'jupyter-book>=1.0.4,<2' -> ('jupyter-book', '<2,>=1.0.4'): normalised name, sorted specifiers."""
+    m = re.fullmatch(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*(.*?)\s*", req)
+    assert m, req
+    name = re.sub(r"[-_.]+", "-", m.group(1)).lower()
+    spec = ",".join(sorted(s.replace(" ", "") for s in m.group(2).split(",") if s.strip()))
+    return name, spec
+
+
+def pyproject_requirements() -> dict[str, str]:
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    reqs = project["dependencies"] + project["optional-dependencies"]["test"]
+    return dict(split_requirement(r) for r in reqs)
+
+
+def environment_requirements() -> dict[str, str]:
+    env = yaml.safe_load((REPO / "environment.yml").read_text())
+    out: dict[str, str] = {}
+    for dep in env["dependencies"]:
+        if isinstance(dep, dict):
+            for pip_dep in dep["pip"]:
+                if pip_dep.strip().startswith("-e"):
+                    continue
+                name, spec = split_requirement(pip_dep)
+                out[name] = spec
+            continue
+        conda = re.sub(r"=(?=[\d*])", "==", dep) if re.search(r"[^<>!=]=\d", dep) else dep  # conda 'x=1' pins
+        name, spec = split_requirement(conda)
+        if name not in NOT_PACKAGES:
+            out[CONDA_TO_PIP.get(name, name)] = spec
+    return out
+
+
+def test_split_requirement():
+    assert split_requirement("jupyter-book>=1.0.4,<2") == ("jupyter-book", "<2,>=1.0.4")
+    assert split_requirement("Jupyter_Book >= 1.0.4, <2") == ("jupyter-book", "<2,>=1.0.4")
+    assert split_requirement("torch") == ("torch", "")
+
+
+def test_environment_and_pyproject_name_the_same_dependencies():
+    py, env = pyproject_requirements(), environment_requirements()
+    assert "torch" in py and "pytest" in py and len(py) >= 10
+    assert set(py) == set(env), f"only in pyproject: {set(py) - set(env)}; only in environment.yml: {set(env) - set(py)}"
+
+
+def test_environment_and_pyproject_pin_the_same_versions():
+    py, env = pyproject_requirements(), environment_requirements()
+    differ = {name: (py[name], env.get(name)) for name in py if py[name] != env.get(name)}
+    assert not differ, f"version constraints differ (pyproject, environment.yml): {differ}"
+
+
+def test_environment_installs_the_package_and_pins_python():
+    env = yaml.safe_load((REPO / "environment.yml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    assert "-e ." in [p.strip() for p in pip]
+    python = next(d for d in env["dependencies"] if isinstance(d, str) and d.startswith("python"))
+    required = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["requires-python"]
+    pinned = re.fullmatch(r"python\s*[=>]=?\s*(\d+)\.(\d+)(\.\*)?", python)
+    minimum = re.fullmatch(r">=\s*(\d+)\.(\d+)", required)
+    assert pinned and minimum, (python, required)
+    assert tuple(map(int, pinned.groups()[:2])) >= tuple(map(int, minimum.groups())), (python, required)
+
+
+def run_python(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_import_does_not_pull_torchvision():
+    done = run_python("-c", "import advlib, sys; assert 'torchvision' not in sys.modules")
+    assert done.returncode == 0, done.stderr
+
+
+def test_cli_help():
+    done = run_python("-m", "advlib", "--help")
+    assert done.returncode == 0, done.stderr
+    assert "reproduce" in done.stdout and "table" in done.stdout

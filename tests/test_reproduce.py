@@ -1,0 +1,380 @@
+"""``advlib.reproduce``: profiles and cells, records with every field, skip / recompute / resume.
+
+Most tests use a tiny custom profile (100 training images, 30 test images, 2-step attacks), registered as
+"tiny" in ``advlib.protocols.PROFILES`` for the duration of a test; one slow test runs one real cell of the
+quick profile end to end.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+import warnings
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+import advlib
+from advlib import protocols, records
+from advlib import reproduce as rep
+from advlib.protocols import CELLS, QUICK, ROWS, TrainSpec, pgd_spec, so_spec
+from advlib.records import unpack_mask
+from advlib.training import ATDA, EnsembleAT, MadryAT, Trades
+
+REPO = Path(__file__).resolve().parents[1]
+
+_BASE = TrainSpec(epochs=2, batch_size=25, checkpoint_every=2, eps_hold=0.1, eps_ramp=0.5)
+TINY = replace(
+    QUICK, name="tiny", description="test-only", n_train=100, n_test=30, seed=7,
+    train_attack={"l2": pgd_spec("l2", 2), "linf": pgd_spec("linf", 2)},
+    defenses={"madry": _BASE, "trades": replace(_BASE, beta=1.0), "atda": _BASE,
+              "ensemble": replace(_BASE, epochs=1, static_models=("tramer_d",))},
+    static=TrainSpec(epochs=1, batch_size=25),
+    evaluation={"PGD-l2": pgd_spec("l2", 2), "PGD-linf": pgd_spec("linf", 2),
+                "SO-l2": so_spec("l2", 2, 2), "SO-linf": so_spec("linf", 2, 2)},
+)
+
+
+@pytest.fixture(autouse=True)
+def _data_env(monkeypatch, mnist_root):
+    """Full MNIST from $ADVLIB_DATA when available (else the loader's own fallback), never a download."""
+    if mnist_root is not None:
+        monkeypatch.setenv("ADVLIB_DATA", str(mnist_root))
+    monkeypatch.setattr("advlib.data._download", lambda folder: False)
+
+
+@pytest.fixture
+def tiny(monkeypatch):
+    monkeypatch.setitem(protocols.PROFILES, "tiny", TINY)
+    return TINY
+
+
+@pytest.fixture(scope="module")
+def tensors(mnist_root):
+    old = os.environ.get("ADVLIB_DATA")
+    if mnist_root is not None:
+        os.environ["ADVLIB_DATA"] = str(mnist_root)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return rep.load_data(TINY, torch.device("cpu"))
+    finally:
+        if old is None:
+            os.environ.pop("ADVLIB_DATA", None)
+        else:
+            os.environ["ADVLIB_DATA"] = old
+
+
+@pytest.fixture(scope="module")
+def madry_record(tensors, tmp_path_factory):
+    out = tmp_path_factory.mktemp("tiny")
+    return out, rep.run_cell(TINY, "madry-linf", out, tensors, quiet=True, revision="test-rev")
+
+
+def strip(history):
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
+
+
+# ---------------------------------------------------------------------------------------------- names
+
+
+def test_unknown_profile_lists_the_valid_ones():
+    with pytest.raises(ValueError, match="unknown profile 'nope'; valid choices: 'quick', 'medium', 'full', 'paper'"):
+        protocols.get_profile("nope")
+    with pytest.raises(ValueError, match="'quick', 'medium', 'full', 'paper'"):
+        rep.reproduce("nope")
+
+
+def test_unknown_cell_lists_the_valid_ones(tmp_path):
+    with pytest.raises(ValueError, match="unknown cell 'madry-l1'") as info:
+        protocols.parse_cells("madry-linf,madry-l1")
+    assert all(repr(c) in str(info.value) for c in CELLS)
+    with pytest.raises(ValueError, match="'atda-mix'"):
+        rep.reproduce("quick", "bogus", out=tmp_path / "out")
+    with pytest.raises(ValueError, match="valid choices"):
+        rep.reproduce("quick", ["madry-linf", "nope"], out=tmp_path / "out")
+    with pytest.raises(ValueError, match="valid choices"):
+        protocols.split_cell("madry")
+    assert not (tmp_path / "out").exists()  # validation happens before any work
+
+
+def test_parse_cells_and_split_cell():
+    assert protocols.parse_cells(None) == list(CELLS) == protocols.parse_cells("all")
+    assert len(CELLS) == 12
+    assert protocols.parse_cells(" madry-linf , trades-l2,") == ["madry-linf", "trades-l2"]
+    assert protocols.split_cell("trades-mix") == ("trades", "mix")
+    assert protocols.split_cell("ensemble-linf") == ("ensemble", "linf")
+
+
+def test_profiles_are_registered_and_consistent():
+    assert set(protocols.PROFILES) == {"quick", "medium", "full", "paper"}
+    for prof in protocols.PROFILES.values():
+        assert set(prof.train_attack) == {"l2", "linf"}
+        assert set(prof.defenses) == set(protocols.DEFENSES)
+        assert set(prof.evaluation) == set(ROWS[1:])
+        assert prof.defenses["trades"].beta == 6.0  # REPRO CHOICE β = 6 (§2.3)
+        assert prof.defenses["ensemble"].static_models == ("tramer_a", "tramer_c", "tramer_d")
+        for name, spec in prof.evaluation.items():
+            assert spec.eps == {"l2": 4.0, "linf": 0.3}[spec.norm]  # the paper's ε (§5)
+            assert spec.kind == ("pgd" if name.startswith("PGD") else "so")
+            assert name.endswith(spec.norm)
+    paper = protocols.PAPER
+    assert paper.defenses["madry"].lr == 1e-4 and paper.defenses["madry"].batch_size == 50
+    assert paper.defenses["trades"].optimizer == "sgd" and paper.defenses["trades"].lr_milestones == (55, 75, 90)
+    assert protocols.FULL.train_attack["linf"].steps == 40 and protocols.FULL.train_attack["linf"].step_size == 0.01
+
+
+def test_config_hash_identifies_the_configuration():
+    h = rep.config_hash(TINY)
+    assert len(h) == 8 and int(h, 16) >= 0
+    assert rep.config_hash(TINY) == h == rep.config_hash(replace(TINY))
+    assert rep.config_hash(replace(TINY, seed=8)) != h
+    assert rep.config_hash(replace(TINY, static=TrainSpec(epochs=2, batch_size=50))) != h
+    assert len({rep.config_hash(p) for p in protocols.PROFILES.values()}) == 4
+
+
+def test_make_defense_builds_each_defense(tensors):
+    static = [torch.nn.Linear(1, 1)]
+    assert isinstance(rep.make_defense("madry", "l2", TINY, [], "cpu"), MadryAT)
+    trades = rep.make_defense("trades", "mix", TINY, [], "cpu")
+    assert isinstance(trades, Trades) and trades.beta == 1.0 and trades.norm == "mix"
+    ens = rep.make_defense("ensemble", "linf", TINY, static, "cpu")
+    assert isinstance(ens, EnsembleAT) and ens.static == static
+    atda = rep.make_defense("atda", "l2", TINY, [], "cpu")
+    assert isinstance(atda, ATDA) and atda.attacks is TINY.train_attack
+
+
+# ---------------------------------------------------------------------------------------------- one record
+
+
+def test_record_has_every_field(madry_record, tensors):
+    out, rec = madry_record
+    path = out / "madry-linf.json"
+    assert path.is_file() and records.read_record(path) == json.loads(json.dumps(rec))
+    assert rec["profile"] == "tiny" and rec["cell"] == "madry-linf" and rec["seed"] == 7
+    assert rec["config"]["hash"] == rep.config_hash(TINY)
+    assert {k: v for k, v in rec["config"].items() if k != "hash"} == TINY.config()
+    assert rec["git_revision"] == "test-rev" and rec["advlib_version"] == advlib.__version__
+    assert rec["torch_version"] == torch.__version__
+    assert rec["device"].startswith("cpu")
+    assert rec["data"]["n_train"] == 100 and rec["data"]["n_test"] == 30 == rec["n_test"]
+    assert set(rec["data"]["train"]) == {"kind", "path"}
+    wall = rec["wall_time"]
+    assert set(wall) == {"static_models", "train", "evaluate", "this_run"}
+    assert set(wall["evaluate"]) == set(TINY.evaluation)
+    assert wall["train"] > 0 and wall["this_run"] >= wall["train"] + sum(wall["evaluate"].values())
+    assert list(rec["accuracy"]) == list(ROWS)
+    for name, mask in rec["masks"].items():
+        bits = unpack_mask(mask, rec["n_test"])
+        assert bits.float().mean().item() == pytest.approx(rec["accuracy"][name])
+    every = torch.stack([unpack_mask(m, 30) for m in rec["masks"].values()]).all(0).float().mean().item()
+    assert rec["norm_agnostic"] == pytest.approx(every)
+    for name, spec in TINY.evaluation.items():
+        trace = rec["traces"][name]
+        assert len(trace["grad_norm"]) == len(trace["loss"]) == spec.steps + 1
+    assert [r["epoch"] for r in rec["training"]] == [1, 2]
+    assert all({"loss", "adv_acc", "seconds", "lr"} <= set(r) for r in rec["training"])
+    assert rec["accuracy"]["Natural"] > 0.3  # 8 Adam steps on 100 images already beat chance
+
+
+def test_finished_checks_validity_and_configuration(madry_record):
+    out, _ = madry_record
+    path = out / "madry-linf.json"
+    assert rep.finished(path, TINY)
+    assert not rep.finished(out / "absent.json", TINY)
+    with pytest.warns(UserWarning, match="another tiny configuration"):
+        assert not rep.finished(path, replace(TINY, seed=1))
+
+
+def test_train_cell_loads_a_finished_checkpoint(madry_record, tensors, monkeypatch):
+    out, rec = madry_record
+    def boom(*args, **kwargs):
+        raise AssertionError("a finished model was trained again")
+
+    monkeypatch.setattr(MadryAT, "loss", boom)
+    model, info = rep.train_cell(TINY, "madry-linf", tensors, out / "checkpoints" / rep.config_hash(TINY))
+    assert info["history"] == rec["training"]
+    assert rep.evaluate(model, tensors["xt"], tensors["yt"], {}, seed=0).accuracy()["Natural"] == \
+        pytest.approx(rec["accuracy"]["Natural"])
+
+
+# ---------------------------------------------------------------------------------------------- skip / recompute
+
+
+def test_reproduce_skips_a_finished_cell(tiny, tmp_path, monkeypatch):
+    first = rep.reproduce("tiny", "madry-l2", out=tmp_path, quiet=True)
+    path = tmp_path / "madry-l2.json"
+    before, mtime = path.read_bytes(), path.stat().st_mtime_ns
+
+    def forbidden(*a, **k):
+        raise AssertionError("a finished cell was recomputed")
+
+    monkeypatch.setattr(rep, "run_cell", forbidden)
+    monkeypatch.setattr(rep, "load_data", forbidden)
+    again = rep.reproduce("tiny", ["madry-l2"], out=tmp_path, quiet=True)
+    assert path.read_bytes() == before and path.stat().st_mtime_ns == mtime
+    assert again == first
+
+
+@pytest.mark.parametrize("damage", ["truncate", "tamper", "garbage", "stale-config"])
+def test_reproduce_recomputes_a_damaged_record(damage, tiny, madry_record, tensors, tmp_path, monkeypatch):
+    monkeypatch.setattr(rep, "load_data", lambda profile, device: tensors)
+    src, original = madry_record
+    out = tmp_path / "res"
+    (out / "checkpoints").mkdir(parents=True)
+    for f in (src / "checkpoints").rglob("*"):  # the trained checkpoint: recomputing re-evaluates only
+        dest = out / f.relative_to(src)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if f.is_file():
+            dest.write_bytes(f.read_bytes())
+    path = out / "madry-linf.json"
+    text = (src / "madry-linf.json").read_text()
+    if damage == "truncate":
+        text = text[: len(text) // 2]
+    elif damage == "tamper":
+        rec = json.loads(text)
+        rec["accuracy"]["PGD-linf"] = 0.999
+        text = json.dumps(rec)
+    elif damage == "garbage":
+        text = "\x00\x01 not json"
+    else:
+        rec = json.loads(text)
+        rec["config"]["hash"] = "00000000"
+        body = {k: v for k, v in rec.items() if k != "digest"}
+        rec["digest"] = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+        text = json.dumps(rec)
+    path.write_text(text)
+    with pytest.warns(UserWarning, match="recomputing"):
+        result = rep.reproduce("tiny", "madry-linf", out=out, quiet=True)
+    fresh = records.read_record(path)  # valid again
+    assert result["madry-linf"] == fresh
+    for key in ("accuracy", "masks", "traces", "training", "norm_agnostic", "config"):
+        assert fresh[key] == json.loads(json.dumps(original[key])), key
+
+
+class Killed(Exception):
+    pass
+
+
+class KillAt:
+    def __init__(self, inner, k: int) -> None:
+        self.inner, self.k, self.calls = inner, k, 0
+
+    def loss(self, *args, **kwargs):
+        self.calls += 1
+        if self.calls == self.k:
+            raise Killed
+        return self.inner.loss(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+@pytest.fixture(scope="module")
+def atda_clean(tensors, tmp_path_factory):
+    """An uninterrupted tiny atda-mix cell (ATDA: defense state; mix: alternating norms; ε warm-up)."""
+    return rep.run_cell(TINY, "atda-mix", tmp_path_factory.mktemp("clean"), tensors, quiet=True, revision="x")
+
+
+@pytest.mark.parametrize("kill_at", [3, 7])  # mid first epoch; mid second epoch (8 steps in all)
+def test_killed_cell_resumes_to_the_same_numbers(kill_at, tiny, atda_clean, tensors, tmp_path, monkeypatch):
+    cell, clean = "atda-mix", json.loads(json.dumps(atda_clean))
+    monkeypatch.setattr(rep, "load_data", lambda profile, device: tensors)
+    real = rep.make_defense
+    monkeypatch.setattr(rep, "make_defense", lambda *a, **k: KillAt(real(*a, **k), kill_at))
+    with pytest.raises(Killed):
+        rep.reproduce("tiny", cell, out=tmp_path, quiet=True)
+    assert not (tmp_path / f"{cell}.json").exists()
+    ckpt = tmp_path / "checkpoints" / rep.config_hash(TINY) / f"{cell}.pt"
+    assert ckpt.is_file()
+    monkeypatch.setattr(rep, "make_defense", real)
+    torch.manual_seed(1234)  # as in a new process
+    resumed = rep.reproduce("tiny", cell, out=tmp_path, quiet=True)[cell]
+    for key in ("accuracy", "masks", "traces", "norm_agnostic"):
+        assert resumed[key] == clean[key], key
+    assert strip(resumed["training"]) == strip(clean["training"])
+    assert list(tmp_path.rglob("*.tmp")) == []
+
+
+def test_ensemble_cell_trains_and_caches_its_static_models(tensors, tmp_path, monkeypatch):
+    folder = tmp_path / "ck"
+    model, info = rep.train_cell(TINY, "ensemble-l2", tensors, folder)
+    assert (folder / "static-tramer_d.pt").is_file() and (folder / "ensemble-l2.pt").is_file()
+    assert info["static_seconds"] > 0 and len(info["history"]) == 1
+    assert 0.0 <= info["history"][0]["self_source"] <= 1.0
+
+    def boom(*args, **kwargs):
+        raise AssertionError("a finished model was trained again")
+
+    monkeypatch.setattr(EnsembleAT, "loss", boom)
+    monkeypatch.setattr(rep.Natural, "loss", boom)
+    again, info2 = rep.train_cell(TINY, "ensemble-l2", tensors, folder)
+    assert info2["history"] == info["history"]
+    for a, b in zip(model.state_dict().values(), again.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_natural_pseudo_cell(tensors, tmp_path):
+    model, info = rep.train_cell(TINY, rep.NATURAL, tensors, tmp_path / "ck")
+    assert (tmp_path / "ck" / "natural.pt").is_file()
+    assert [r["epoch"] for r in info["history"]] == [1, 2] and "acc" in info["history"][0]
+
+
+def test_static_model_training_is_a_function_of_the_profile(tensors, tmp_path):
+    weights = []
+    for global_seed in (1, 2):
+        torch.manual_seed(global_seed)
+        model = rep.train_static(TINY, "tramer_d", tensors["x"], tensors["y"], tmp_path / str(global_seed))
+        weights.append(model.state_dict())
+    for k in weights[0]:
+        assert torch.equal(weights[0][k], weights[1][k]), k
+
+
+# ---------------------------------------------------------------------------------------------- the quick profile
+
+
+@pytest.mark.slow
+def test_quick_profile_one_cell_end_to_end(tmp_path, mnist_root, monkeypatch):
+    """The real quick profile, one cell: record fields, skip on re-run, and the table CLI (≈1 min on 2 cores)."""
+    if mnist_root is None:
+        pytest.skip("full MNIST not available (set ADVLIB_DATA)")
+    out = tmp_path / "quick"
+    start = time.perf_counter()
+    recs = rep.reproduce("quick", "madry-linf", out=out, quiet=True)
+    first_seconds = time.perf_counter() - start
+    rec = recs["madry-linf"]
+    path = out / "madry-linf.json"
+    assert records.read_record(path) == rec
+    assert rec["profile"] == "quick" and rec["seed"] == QUICK.seed
+    assert rec["config"]["hash"] == rep.config_hash(QUICK) and rec["config"]["n_train"] == 2000
+    assert rec["git_revision"] and rec["torch_version"] == torch.__version__ and rec["device"].startswith("cpu")
+    assert rec["data"]["train"]["kind"] == "env" and rec["data"]["n_train"] == 2000 and rec["n_test"] == 200
+    assert set(rec["wall_time"]) == {"static_models", "train", "evaluate", "this_run"}
+    assert set(rec["wall_time"]["evaluate"]) == set(QUICK.evaluation)
+    assert list(rec["accuracy"]) == list(ROWS)
+    assert all(0 <= v <= 1 for v in rec["accuracy"].values())
+    assert rec["accuracy"]["Natural"] > 0.5
+    assert set(rec["traces"]) == set(QUICK.evaluation)
+    assert len(rec["traces"]["PGD-linf"]["grad_norm"]) == QUICK.evaluation["PGD-linf"].steps + 1
+    assert len(rec["training"]) == QUICK.defenses["madry"].epochs
+    # a second call skips the finished cell: same bytes, fast
+    before = path.read_bytes()
+    monkeypatch.setattr(rep, "run_cell", lambda *a, **k: pytest.fail("the finished cell was recomputed"))
+    start = time.perf_counter()
+    again = rep.reproduce("quick", "madry-linf", out=out, quiet=True)
+    assert time.perf_counter() - start < max(10.0, first_seconds / 5)
+    assert path.read_bytes() == before and again["madry-linf"] == rec
+    # the table command prints ours / paper (Δ)
+    env = {**os.environ, "ADVLIB_DATA": str(mnist_root)}
+    proc = subprocess.run([sys.executable, "-m", "advlib", "table", str(out)], capture_output=True, text=True,
+                          cwd=REPO, env=env, timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    ours = 100 * rec["accuracy"]["PGD-linf"]
+    assert f"{ours:.1f} / 92.5 ({ours - 92.5:+.1f})" in proc.stdout
+    assert "ours / paper (Δ)" in proc.stdout and "profile(s): quick" in proc.stdout and "1 of 12 cells" in proc.stdout
+    assert "norm-agnostic" in proc.stdout
