@@ -275,7 +275,8 @@ def claim4(records: dict[str, dict], gain: float = FIX_GAIN) -> tuple[pd.DataFra
                               + (", ".join(frame["cell"]) or "none"))
     diff = means["ensemble/ATDA"] - means["Madry/TRADES"]
     best = frame[frame["group"] == "ensemble/ATDA"]["norm_agnostic"].max()
-    text = (f"mean norm-agnostic accuracy over the recorded ℓ∞/Mix cells: ensemble/ATDA {means['ensemble/ATDA']:.1f} % "
+    text = (f"mean norm-agnostic accuracy over the recorded ℓ∞/Mix cells: "
+            f"ensemble/ATDA {means['ensemble/ATDA']:.1f} % "
             f"vs Madry/TRADES {means['Madry/TRADES']:.1f} % (gain {diff:+.1f} points; a fix needs ≥ {gain:.0f}); "
             f"the best ensemble/ATDA cell reaches {best:.1f} % ({provenance({c: records[c] for c in frame['cell']})})")
     return frame, Verdict(4, STATEMENTS[4], "supported" if diff >= gain else "not supported",

@@ -108,7 +108,8 @@ def exact_hessians(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
     """Each example's full input Hessian ∇²ₓL_i(x_i), ``[N, D, D]`` with D = x[0].numel() (an oracle for small D).
 
     Built with ``torch.autograd.functional.hessian`` (D Hessian-vector products per example, vectorised), so it
-    is independent of ``hvp``; use float64 models and inputs for reference checks.
+    is independent of ``hvp``; use float64 models and inputs for reference checks. The vectorisation cannot
+    run a model in channels_last memory format: convert it with ``model.to(memory_format=torch.contiguous_format)``.
     """
     _checks.labels(y, x.shape[0])
 
@@ -118,3 +119,20 @@ def exact_hessians(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
     with frozen(model):
         return torch.stack([torch.autograd.functional.hessian(lambda z: loss_of(z, yi), xi.flatten(), vectorize=True)
                             for xi, yi in zip(x.detach(), y)])
+
+
+def gauss_newton(model: nn.Module, x: Tensor) -> Tensor:
+    """Jᵀ(diag p − ppᵀ)J per example, ``[N, D, D]``: J the ``[K, D]`` Jacobian of the logits, p the softmax.
+
+    The input Hessian of the cross-entropy minus the logits' own curvature, so it is exact for piecewise-linear
+    networks (ReLU, max pooling — Madry's CNN) wherever they are differentiable: positive semi-definite, rank
+    ≤ K − 1, and the same for every label y. Costs K backward passes instead of D.
+    """
+    x = x.detach().requires_grad_(True)
+    with frozen(model), torch.enable_grad():
+        logits = model(x)
+        last = logits.shape[1] - 1
+        jac = torch.stack([torch.autograd.grad(logits[:, k].sum(), x, retain_graph=k < last)[0].flatten(1)
+                           for k in range(logits.shape[1])], 1)  # [N, K, D]: row k is ∇ₓ z_k
+    p = logits.detach().softmax(1)
+    return jac.transpose(1, 2) @ (torch.diag_embed(p) - p[:, :, None] * p[:, None, :]) @ jac

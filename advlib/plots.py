@@ -207,6 +207,7 @@ def norm_agnostic_bars(frame: pd.DataFrame) -> plt.Figure:
     ax.set_ylabel("norm-agnostic accuracy (%)")
     ax.set_xlabel("")
     ax.tick_params(axis="x", rotation=45, labelsize=8)
-    ax.legend(fontsize=8)
+    if len(frame):
+        ax.legend(fontsize=8)
     fig.tight_layout()
     return fig

@@ -539,6 +539,7 @@ def test_eps_scale_profiles_ramp_to_full_eps():
 
 
 def test_eps_scale_step_warm_up_when_hold_equals_ramp():
+    """Regression: eps_hold == eps_ramp > 0 (a step warm-up) used to raise ZeroDivisionError."""
     spec = TrainSpec(epochs=1, batch_size=1, eps_hold=0.2, eps_ramp=0.2)
     assert [eps_scale(spec, s, 10) for s in range(4)] == [0.0, 0.0, 1.0, 1.0]
 

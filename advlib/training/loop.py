@@ -104,8 +104,9 @@ def _fit(
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         generator.set_state(saved["generator"].cpu())
-        torch.set_rng_state(saved["torch_rng"].cpu())
-        if x.device.type == "cuda":
+        if "torch_rng" in saved:  # checkpoints written before the global RNG was saved lack it
+            torch.set_rng_state(saved["torch_rng"].cpu())
+        if x.device.type == "cuda" and saved.get("cuda_rng") is not None:
             torch.cuda.set_rng_state(saved["cuda_rng"].cpu(), x.device)
         if hasattr(defense, "load_state_dict"):
             defense.load_state_dict(saved["defense"])
