@@ -13,7 +13,7 @@ from advlib import protocols
 
 def _reproduce(args: argparse.Namespace) -> None:
     from advlib.reproduce import reproduce
-    reproduce(args.profile, args.cells, args.out, args.device, args.quiet)
+    reproduce(args.profile, args.cells, args.out, args.device, args.quiet, args.time_budget)
     if not args.quiet:
         print(f"records in {args.out or Path('results') / args.profile}; "
               f"show them with: python -m advlib table {args.out or Path('results') / args.profile}")
@@ -40,6 +40,14 @@ def _table(args: argparse.Namespace) -> None:
         print(f"figure saved to {args.figure}")
 
 
+def _smoke(args: argparse.Namespace) -> None:
+    import json
+    from advlib import smoke
+    report = smoke.run(args.device, protocols.parse_cells(args.cells))
+    print(json.dumps(report, indent=1))
+    print(f"smoke check passed on {report['device']} in {report['seconds']:.1f} s")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m advlib", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -49,11 +57,18 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("--out", default=None, help="results folder (default results/<profile>)")
     rep.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     rep.add_argument("--quiet", action="store_true", help="no progress bars")
+    rep.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
+                     help="stop cleanly before this many seconds: start a cell only if it is expected to fit, "
+                          "checkpoint and stop training at the limit (the next call resumes)")
     rep.set_defaults(run=_reproduce)
     tab = sub.add_parser("table", help="print Table 1 from records against the paper")
     tab.add_argument("results", help="folder of records, e.g. results/medium")
     tab.add_argument("--figure", default=None, help="also save the Δ heatmap to this file (png/pdf/svg)")
     tab.set_defaults(run=_table)
+    smk = sub.add_parser("smoke", help="seconds-long check of every code path on one device (run first on a GPU)")
+    smk.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
+    smk.add_argument("--cells", default=None, help="comma-separated cells (default all 12)")
+    smk.set_defaults(run=_smoke)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:

@@ -93,18 +93,23 @@ def smoothed_gradient(
     return grad.view(samples, *x.shape).mean(0)
 
 
+def start_point(x: Tensor, norm: str, eps: float, *, random_start: bool, x_init: Tensor | None = None,
+                generator: torch.Generator | None = None) -> Tensor:
+    """Where an ascent starts: ``x_init`` projected, else uniform in the ball if ``random_start``, else ``x``."""
+    if x_init is not None:
+        return lp.project_feasible(x_init, x, norm, eps)
+    if random_start:
+        return lp.project_feasible(x + lp.random_start(x, norm, eps, generator), x, norm, eps)
+    return x.clone()
+
+
 def _ascend(
     model: nn.Module, x: Tensor, target: Tensor, *, eps: float, norm: str, steps: int, step_size: float,
     loss: str | LossFn, step_norm: str, sigma: float, samples: int, x_init: Tensor | None,
     random_start: bool, generator: torch.Generator | None, tracing: bool,
 ) -> tuple[Tensor, Tensor | None]:
     """The one loop behind every attack, on one chunk. Returns x_adv and, if tracing, [steps+1, 2] sums."""
-    if x_init is not None:
-        x_adv = lp.project_feasible(x_init, x, norm, eps)
-    elif random_start:
-        x_adv = lp.project_feasible(x + lp.random_start(x, norm, eps, generator), x, norm, eps)
-    else:
-        x_adv = x.clone()
+    x_adv = start_point(x, norm, eps, random_start=random_start, x_init=x_init, generator=generator)
     sums = []
     for t in range(steps + 1):
         if tracing:
@@ -124,15 +129,18 @@ def projected_ascent(
     model: nn.Module, x: Tensor, target: Tensor, *, eps: float, norm: str, steps: int, step_size: float,
     loss: str | LossFn = "ce", step_norm: str | None = None, sigma: float = 0.0, samples: int = 1,
     random_start: bool = False, x_init: Tensor | None = None, generator: torch.Generator | None = None,
-    trace: Trace | None = None, batch_size: int | None = None,
+    trace: Trace | None = None, batch_size: int | None = None, validate: bool = True,
 ) -> Tensor:
     """Maximise ``loss`` over the ε-ball by projected steepest ascent (the functional core of all attacks).
 
     ``target`` is anything the loss takes per example (labels ``[N]``, or soft targets for TRADES);
     ``step_norm`` (default ``norm``) picks the ascent direction; ``sigma``/``samples`` switch on the
     Gaussian-averaged gradient of S-O; ``x_init`` overrides the start (it is projected first).
+    ``validate=False`` skips the pixel-range check, which reads the data back to the host: for callers
+    such as the training loop that checked their data once, so that a GPU never waits on the host.
     """
-    _checks.images(x)
+    if validate:
+        _checks.images(x)
     if target.shape[0] != x.shape[0]:
         raise ValueError(f"target has {target.shape[0]} rows but x has {x.shape[0]}; they must match")
     lp.check_norm(norm)

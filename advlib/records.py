@@ -46,17 +46,23 @@ def _digest(record: dict) -> str:
 
 
 def git_revision() -> str:
-    """The advlib checkout's commit, with "-dirty" if it has uncommitted changes; "unknown" outside git."""
+    """The advlib checkout's commit, with "-dirty" if it has uncommitted changes.
+
+    Outside a git checkout (e.g. a copy of the tree sent to a GPU machine): ``$ADVLIB_GIT_REVISION`` if set
+    (the sender's ``git rev-parse HEAD``, marked "(sent)"), else "unknown".
+    """
     here = Path(__file__).resolve().parent
+    sent = os.environ.get("ADVLIB_GIT_REVISION")
+    fallback = f"{sent} (sent)" if sent else "unknown"
     try:
         rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10)
         if rev.returncode != 0:
-            return "unknown"
+            return fallback
         dirty = subprocess.run(["git", "status", "--porcelain", "--", "advlib"], cwd=here.parent,
                                capture_output=True, text=True, timeout=10).stdout.strip()
         return rev.stdout.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
+        return fallback
 
 
 def validate(record: object) -> dict:

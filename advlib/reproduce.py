@@ -23,8 +23,13 @@ from advlib.evaluation import evaluate
 from advlib.protocols import Profile
 from advlib.records import pack_mask
 from advlib.training import ATDA, EnsembleAT, MadryAT, Natural, Trades, fit
+from advlib.training.loop import finished_training
 
 log = logging.getLogger("advlib")
+
+
+class OutOfTime(RuntimeError):
+    """Training stopped at the run's deadline (``--time-budget``); its checkpoint lets the next run resume."""
 
 
 def _mkdir(folder: Path) -> Path:
@@ -53,11 +58,22 @@ def _fresh(name: str, seed: int, device: torch.device, **kwargs) -> nn.Module:
     return runtime.channels_last(model.to(device))[0]
 
 
-def train_static(profile: Profile, name: str, x: Tensor, y: Tensor, folder: Path, quiet: bool = True) -> nn.Module:
+def _fit_or_stop(model: nn.Module, x: Tensor, y: Tensor, defense, spec, *, seed: int, checkpoint: Path,
+                 quiet: bool, desc: str, deadline: float | None) -> list[dict]:
+    history = fit(model, x, y, defense, spec, seed=seed, checkpoint=checkpoint, quiet=quiet, desc=desc,
+                  deadline=deadline)
+    if not finished_training(history, spec):
+        raise OutOfTime(f"{desc}: stopped at the time budget after {len(history)} of {spec.epochs} epochs; "
+                        f"the checkpoint {checkpoint} resumes it")
+    return history
+
+
+def train_static(profile: Profile, name: str, x: Tensor, y: Tensor, folder: Path, quiet: bool = True,
+                 deadline: float | None = None) -> nn.Module:
     """A naturally trained static model for ensemble training (cached in ``folder``)."""
     model = _fresh(name, profile.seed + 1, x.device)
-    fit(model, x, y, Natural(), profile.static, seed=profile.seed + 1, checkpoint=_mkdir(folder) / f"static-{name}.pt",
-        quiet=quiet, desc=name)
+    _fit_or_stop(model, x, y, Natural(), profile.static, seed=profile.seed + 1,
+                 checkpoint=_mkdir(folder) / f"static-{name}.pt", quiet=quiet, desc=name, deadline=deadline)
     return model.eval()
 
 
@@ -76,24 +92,30 @@ def make_defense(defense: str, norm: str, profile: Profile, static: list[nn.Modu
 NATURAL = "natural"  # pseudo-cell: Madry's CNN trained naturally with the profile's Madry schedule
 
 
-def train_cell(profile: Profile, cell: str, tensors: dict, folder: Path, quiet: bool = True) -> tuple[nn.Module, dict]:
-    """Train (or resume, or load) one cell's model (or ``"natural"``); returns it with history and wall times."""
+def train_cell(profile: Profile, cell: str, tensors: dict, folder: Path, quiet: bool = True,
+               deadline: float | None = None) -> tuple[nn.Module, dict]:
+    """Train (or resume, or load) one cell's model (or ``"natural"``); returns it with history and wall times.
+
+    Raises ``OutOfTime`` if training passes ``deadline`` (``time.monotonic()``); it then resumes next call.
+    """
     if cell == NATURAL:
         model = _fresh("madry", profile.seed, tensors["x"].device, init=profile.init)
         spec = profile.defenses["madry"]
-        history = fit(model, tensors["x"], tensors["y"], Natural(), spec, seed=profile.seed,
-                      checkpoint=_mkdir(folder) / f"{NATURAL}.pt", quiet=quiet, desc=NATURAL)
+        history = _fit_or_stop(model, tensors["x"], tensors["y"], Natural(), spec, seed=profile.seed,
+                               checkpoint=_mkdir(folder) / f"{NATURAL}.pt", quiet=quiet, desc=NATURAL,
+                               deadline=deadline)
         return model, {"history": history, "static_seconds": 0.0, "train_seconds": sum(r["seconds"] for r in history)}
     defense, norm = protocols.split_cell(cell)
     spec = profile.defenses[defense]
     folder.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    static = [train_static(profile, name, tensors["x"], tensors["y"], folder, quiet) for name in spec.static_models]
+    static = [train_static(profile, name, tensors["x"], tensors["y"], folder, quiet, deadline)
+              for name in spec.static_models]
     static_seconds = time.perf_counter() - start
     model = _fresh("madry", profile.seed, tensors["x"].device, init=profile.init)
     impl = make_defense(defense, norm, profile, static, tensors["x"].device)
-    history = fit(model, tensors["x"], tensors["y"], impl, spec, seed=profile.seed,
-                  checkpoint=folder / f"{cell}.pt", quiet=quiet, desc=cell)
+    history = _fit_or_stop(model, tensors["x"], tensors["y"], impl, spec, seed=profile.seed,
+                           checkpoint=folder / f"{cell}.pt", quiet=quiet, desc=cell, deadline=deadline)
     return model, {"history": history, "static_seconds": static_seconds,
                    "train_seconds": sum(row["seconds"] for row in history)}
 
@@ -113,10 +135,13 @@ def trained_model(profile: str | Profile, cell: str, *, out: str | Path | None =
 
 
 def run_cell(profile: Profile, cell: str, out: Path, tensors: dict, quiet: bool = True,
-             revision: str | None = None) -> dict:
-    """Train, evaluate and record one cell; returns the written record (``revision``: code version to record)."""
+             revision: str | None = None, deadline: float | None = None) -> dict:
+    """Train, evaluate and record one cell; returns the written record (``revision``: code version to record).
+
+    ``deadline`` bounds training only (``OutOfTime``); the caller keeps time for the evaluation.
+    """
     start = time.perf_counter()
-    model, train_info = train_cell(profile, cell, tensors, out / "checkpoints" / config_hash(profile), quiet)
+    model, train_info = train_cell(profile, cell, tensors, out / "checkpoints" / config_hash(profile), quiet, deadline)
     result = evaluate(model, tensors["xt"], tensors["yt"], profile.evaluation, seed=profile.seed, quiet=quiet)
     device = tensors["x"].device
     record = {
@@ -157,9 +182,32 @@ def finished(path: Path, profile: Profile, subset: bool = False) -> bool:
     return True
 
 
+def estimated_seconds(cell: str, out: Path, device: str) -> dict[str, float] | None:
+    """Training and evaluation seconds that ``cell`` is expected to take on ``device``, from the records in
+    ``out`` made on the same device (the same cell's own record first, else the same defense's, else the mean
+    of all); None when no such record exists."""
+    same = [r for r in records.load_records(out).values() if r["device"] == device] if out.is_dir() else []
+    defense = cell.split("-")[0]
+    for pool in ([r for r in same if r["cell"] == cell], [r for r in same if r["cell"].startswith(defense + "-")], same):
+        if pool:
+            train = [r["wall_time"]["train"] + r["wall_time"]["static_models"] for r in pool]
+            evaluate_s = [sum(r["wall_time"]["evaluate"].values()) for r in pool]
+            return {"train": sum(train) / len(train), "evaluate": sum(evaluate_s) / len(evaluate_s)}
+    return None
+
+
 def reproduce(profile: str, cells: str | list[str] | None = None, out: str | Path | None = None,
-              device: str | None = None, quiet: bool = False) -> dict[str, dict]:
-    """Run every requested cell of ``profile`` that has no valid record in ``out`` (default results/<profile>)."""
+              device: str | None = None, quiet: bool = False, time_budget: float | None = None) -> dict[str, dict]:
+    """Run every requested cell of ``profile`` that has no valid record in ``out`` (default results/<profile>).
+
+    ``time_budget`` (seconds): stop cleanly before it runs out. A cell starts only if its expected cost (from
+    records made on this device, see ``estimated_seconds``; unknown: started anyway) fits in what is left;
+    training stops at the budget minus the expected evaluation time and leaves a checkpoint that the next call
+    resumes from. Returns the records that exist for the requested cells.
+    """
+    if time_budget is not None and not time_budget > 0:
+        raise ValueError(f"time_budget must be a positive number of seconds, got {time_budget!r}")
+    begin = time.monotonic()
     prof = protocols.get_profile(profile)
     cells = protocols.parse_cells(cells if cells is None or isinstance(cells, str) else ",".join(cells))
     out = Path(out) if out is not None else Path("results") / prof.name
@@ -170,9 +218,23 @@ def reproduce(profile: str, cells: str | list[str] | None = None, out: str | Pat
     log.info("advlib: %s profile, %d of %d cells to run", prof.name, len(todo), len(cells))
     tensors = load_data(prof, dev) if todo else None
     revision = records.git_revision()  # the code that this process imported, not later edits
+    name = runtime.device_name(dev)
     for cell in todo:
         start = time.perf_counter()
-        rec = run_cell(prof, cell, out, tensors, quiet, revision)
+        deadline = None
+        if time_budget is not None:
+            left = time_budget - (time.monotonic() - begin)
+            expected = estimated_seconds(cell, out, name)
+            if expected is not None and expected["train"] + expected["evaluate"] > left:
+                print(f"[{prof.name}] {cell}: expected {expected['train'] + expected['evaluate']:.0f} s, "
+                      f"{left:.0f} s left in the time budget; stopping here", flush=True)
+                break
+            deadline = begin + time_budget - (expected["evaluate"] if expected else 0.0)
+        try:
+            rec = run_cell(prof, cell, out, tensors, quiet, revision, deadline)
+        except OutOfTime as err:
+            print(f"[{prof.name}] {err}", flush=True)
+            break
         print(f"[{prof.name}] {cell}: " + ", ".join(f"{k} {100 * v:.1f}%" for k, v in rec["accuracy"].items())
               + f", norm-agnostic {100 * rec['norm_agnostic']:.1f}% ({time.perf_counter() - start:.0f} s)", flush=True)
-    return {c: records.read_record(out / f"{c}.json") for c in cells}
+    return {c: records.read_record(out / f"{c}.json") for c in cells if (out / f"{c}.json").exists()}

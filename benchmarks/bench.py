@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 from datetime import datetime, timezone
@@ -21,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 import advlib
-from advlib import load_mnist, pgd, records, runtime
+from advlib import graphs, load_mnist, pgd, records, runtime
 from advlib.models import MadryCNN
 from advlib.protocols import AttackSpec, TrainSpec
 from advlib.reproduce import trained_model
@@ -64,6 +65,17 @@ def gradient_throughput(model, x, y, device) -> float:
     return x.shape[0] / seconds
 
 
+class _no_tf32:
+    """Strict fp32 convolutions and matmuls inside the block (cuDNN uses TF32 by default on Ampere and later)."""
+
+    def __enter__(self):
+        self.saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+
+    def __exit__(self, *exc):
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = self.saved
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True)
@@ -71,6 +83,8 @@ def main() -> None:
     parser.add_argument("--n-pgd", type=int, default=10_000, help="test images for the PGD-40 comparison")
     parser.add_argument("--train-steps", type=int, default=0, help="AT steps to time (0: a whole epoch)")
     parser.add_argument("--check-profile", default="quick", help="profile of the trained model for the precision check")
+    parser.add_argument("--check-out", default=None, help="results folder whose checkpoints hold that model "
+                        "(default: the per-user cache; trained there if missing)")
     args = parser.parse_args()
     device = torch.device(args.device) if args.device else runtime.default_device()
     runtime.tune_allocator()
@@ -113,23 +127,33 @@ def main() -> None:
                          "max_linf": float((adv - xp).abs().max()), "max_linf_torchattacks": float((adv_ta - xp).abs().max())}
     print("PGD-40:", {k: round(v, 3) if isinstance(v, float) else v for k, v in rec["pgd40_linf"].items()}, flush=True)
 
-    # 3. one epoch of PGD-40 ℓ∞ adversarial training on 60k (timed over train_steps batches on a CPU)
+    # 3. one epoch of PGD-40 ℓ∞ adversarial training on 60k (timed over train_steps batches on a CPU); on a GPU
+    #    also without CUDA-graph replay of the attack (advlib.graphs), timed over 60 batches and labelled so
     xs, ys = load_mnist("train", device=device)
     xs = xs.contiguous(memory_format=torch.channels_last)
     bs = 128
-    steps = args.train_steps or (xs.shape[0] + bs - 1) // bs
-    sub = min(xs.shape[0], steps * bs)
     attack = {"linf": AttackSpec("pgd", "linf", 0.3, 40, 0.01)}
-    net = runtime.channels_last(MadryCNN(init="torch").to(device))[0]
-    sync(device)
-    t0 = time.perf_counter()
-    fit(net, xs[:sub], ys[:sub], MadryAT("linf", attack), TrainSpec(epochs=1, batch_size=bs), seed=0, quiet=True)
-    sync(device)
-    seconds = time.perf_counter() - t0
-    epoch_s = seconds * xs.shape[0] / sub
-    rec["pgd40_at_epoch"] = {"examples_timed": sub, "batch": bs, "seconds_timed": seconds,
-                             "epoch_seconds_60k": epoch_s, "extrapolated": sub < xs.shape[0]}
+
+    def at_epoch(steps: int) -> dict:
+        sub = min(xs.shape[0], steps * bs)
+        net = runtime.channels_last(MadryCNN(init="torch").to(device))[0]
+        sync(device)
+        t0 = time.perf_counter()
+        fit(net, xs[:sub], ys[:sub], MadryAT("linf", attack), TrainSpec(epochs=1, batch_size=bs), seed=0, quiet=True)
+        sync(device)
+        seconds = time.perf_counter() - t0
+        return {"examples_timed": sub, "batch": bs, "seconds_timed": seconds,
+                "epoch_seconds_60k": seconds * xs.shape[0] / sub, "extrapolated": sub < xs.shape[0]}
+
+    rec["pgd40_at_epoch"] = at_epoch(args.train_steps or (xs.shape[0] + bs - 1) // bs)
+    rec["pgd40_at_epoch"]["cuda_graphs"] = graphs.enabled(device)
+    epoch_s = rec["pgd40_at_epoch"]["epoch_seconds_60k"]
     print("AT epoch:", rec["pgd40_at_epoch"], flush=True)
+    if graphs.enabled(device):
+        os.environ[graphs.ENV] = "0"
+        rec["pgd40_at_epoch_eager"] = at_epoch(60)
+        del os.environ[graphs.ENV]
+        print("AT epoch, eager:", rec["pgd40_at_epoch_eager"], flush=True)
 
     # 4. FLOP rates
     fp32 = matmul_rate(device, torch.float32)
@@ -142,7 +166,7 @@ def main() -> None:
     print("FLOPs:", {k: round(v, 4) for k, v in rec["flops"].items()}, flush=True)
 
     # 5. precision check on a trained model: channels_last and bf16 vs fp32 PGD accuracy (must stay within 0.3 points)
-    trained = trained_model(args.check_profile, "madry-linf", device=device).eval()
+    trained = trained_model(args.check_profile, "madry-linf", out=args.check_out, device=device).eval()
     m = min(n, 2000)
     xe, ye = xt[:m], yt[:m]
     accs = {}
@@ -153,6 +177,13 @@ def main() -> None:
         xa = pgd(mod, xx, ye, norm="linf", eps=0.3, steps=40, step_size=0.01, generator=g, batch_size=batch)
         with torch.no_grad():
             accs[name] = float((trained(xa).argmax(1) == ye).float().mean())
+    if device.type == "cuda":  # the fp32 rows above let cuDNN use TF32 convolutions (PyTorch's default)
+        with _no_tf32():
+            g = torch.Generator(device=device).manual_seed(0)
+            xa = pgd(trained, xe.contiguous(), ye, norm="linf", eps=0.3, steps=40, step_size=0.01, generator=g,
+                     batch_size=batch)
+            with torch.no_grad():
+                accs["fp32_no_tf32"] = float((trained(xa).argmax(1) == ye).float().mean())
     rec["precision_check"] = {"model": f"{args.check_profile}/madry-linf", "n": m, "pgd40_linf_accuracy": accs,
                               "within_0.3_points": {k: abs(v - accs["fp32"]) * 100 <= 0.3 for k, v in accs.items()}}
     print("precision:", rec["precision_check"], flush=True)

@@ -12,9 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from advlib.attacks import pgd
 from advlib.protocols import AttackSpec
-from advlib.training.loop import attack_kwargs, training_norm
+from advlib.training.loop import training_norm, training_pgd
 from advlib.training.natural import accuracy
 
 
@@ -35,7 +34,7 @@ class EnsembleAT:
              eps_scale: float = 1.0) -> tuple[Tensor, dict[str, Tensor]]:
         k = draw_source(len(self.static), generator)
         source = self.static[k] if k < len(self.static) else model
-        x_adv = pgd(source, x, y, **attack_kwargs(self.attacks[training_norm(self.norm, step)], eps_scale), generator=generator)
+        x_adv = training_pgd(source, x, y, self.attacks[training_norm(self.norm, step)], eps_scale, generator)
         logits, logits_adv = model(x), model(x_adv)
         loss = 0.5 * F.cross_entropy(logits, y) + 0.5 * F.cross_entropy(logits_adv, y)
         own = torch.tensor(float(k == len(self.static)), device=x.device)

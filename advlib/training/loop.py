@@ -16,7 +16,8 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from advlib import _checks
+from advlib import _checks, graphs
+from advlib.attacks import start_point
 from advlib.protocols import AttackSpec, TrainSpec
 
 
@@ -37,6 +38,20 @@ def attack_kwargs(spec: AttackSpec, eps_scale: float = 1.0) -> dict:
     """Keyword arguments of ``advlib.attacks.pgd`` for a PGD spec, with ε and step size scaled by ``eps_scale``."""
     return {"norm": spec.norm, "eps": spec.eps * eps_scale, "steps": spec.steps,
             "step_size": spec.step_size * eps_scale, "random_start": spec.random_start}
+
+
+def training_pgd(model: nn.Module, x: Tensor, y: Tensor, spec: AttackSpec, eps_scale: float,
+                 generator: torch.Generator) -> Tensor:
+    """PGD of a training spec (ε warm-up applied) on one batch that ``fit`` has already validated.
+
+    The same computation as ``advlib.attacks.pgd`` on one chunk, without its per-call pixel check (which reads
+    data back to the host), and replayed from a CUDA graph on a GPU (``advlib.graphs``).
+    """
+    eps, step_size = spec.eps * eps_scale, spec.step_size * eps_scale
+    if eps == 0:  # ε warm-up: nothing can move (and no random numbers are drawn, as in ``pgd``)
+        return x.detach().clone()
+    start = start_point(x, spec.norm, eps, random_start=spec.random_start, generator=generator)
+    return graphs.replay_ascent(model, x, y, start, eps=eps, step_size=step_size, norm=spec.norm, steps=spec.steps)
 
 
 def eps_scale(spec: TrainSpec, step: int, total_steps: int) -> float:
@@ -70,13 +85,15 @@ def _lr_at(spec: TrainSpec, epoch: int) -> float:
 def fit(
     model: nn.Module, x: Tensor, y: Tensor, defense: Defense, spec: TrainSpec, *, seed: int,
     checkpoint: str | Path | None = None, quiet: bool = False, desc: str = "train",
-    stop_after_steps: int | None = None,
+    stop_after_steps: int | None = None, deadline: float | None = None,
 ) -> list[dict[str, float]]:
     """Train ``model`` in place with ``defense`` for ``spec.epochs`` epochs; return per-epoch metrics.
 
     With ``checkpoint``, state (model, optimiser, RNGs, defense state, position in the epoch, history) is
     saved every ``spec.checkpoint_every`` steps and at each epoch end, and a later call resumes from it,
-    ending with the same weights as an uninterrupted run. ``stop_after_steps`` simulates a kill (tests).
+    ending with the same weights as an uninterrupted run. ``stop_after_steps`` simulates a kill (tests);
+    ``deadline`` (a ``time.monotonic()`` value) stops cleanly at the first step past it, after a checkpoint
+    save; either way the returned history is then shorter than ``spec.epochs`` (see ``finished_training``).
     The global torch RNG (which dropout draws from) is seeded with ``seed`` inside a forked RNG scope, so
     training is a function of ``seed`` and the caller's RNG state is left untouched.
     """
@@ -84,12 +101,17 @@ def fit(
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         return _fit(model, x, y, defense, spec, seed=seed, checkpoint=checkpoint, quiet=quiet, desc=desc,
-                    stop_after_steps=stop_after_steps)
+                    stop_after_steps=stop_after_steps, deadline=deadline)
+
+
+def finished_training(history: list[dict[str, float]], spec: TrainSpec) -> bool:
+    """Whether a history returned by ``fit`` covers every epoch (False after a deadline or simulated kill)."""
+    return len(history) >= spec.epochs
 
 
 def _fit(
     model: nn.Module, x: Tensor, y: Tensor, defense: Defense, spec: TrainSpec, *, seed: int,
-    checkpoint: str | Path | None, quiet: bool, desc: str, stop_after_steps: int | None,
+    checkpoint: str | Path | None, quiet: bool, desc: str, stop_after_steps: int | None, deadline: float | None,
 ) -> list[dict[str, float]]:
     _checks.images(x)
     _checks.labels(y, x.shape[0])
@@ -146,7 +168,9 @@ def _fit(
                 state["sums"][k] = state["sums"].get(k, 0.0) + v.detach() * len(idx)
             state["position"] = b + 1
             done += 1
-            if stop_after_steps is not None and done >= stop_after_steps:
+            if (stop_after_steps is not None and done >= stop_after_steps) or (
+                    deadline is not None and time.monotonic() > deadline):
+                state["elapsed"] += time.perf_counter() - start
                 save()
                 return state["history"]
             if state["position"] % spec.checkpoint_every == 0 and state["position"] < per_epoch:

@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from advlib.attacks import projected_ascent
+from advlib import graphs
+from advlib.attacks import start_point
 from advlib.context import frozen
 from advlib.protocols import AttackSpec
 from advlib.training.loop import training_norm
@@ -26,13 +27,17 @@ def kl_per_example(logits_adv: Tensor, p_clean: Tensor) -> Tensor:
 
 def trades_adversary(model: nn.Module, x: Tensor, spec: AttackSpec, generator: torch.Generator,
                      eps_scale: float = 1.0) -> Tensor:
-    """The inner maximisation: x_adv in the ball around x maximising KL(f(x) ‖ f(x_adv))."""
+    """The inner maximisation: x_adv in the ball around x maximising KL(f(x) ‖ f(x_adv)).
+
+    Runs on one batch that ``fit`` validated (no per-call pixel check), from a CUDA graph on a GPU.
+    """
     with frozen(model), torch.no_grad():
         p_clean = F.softmax(model(x), dim=1)
+    eps = spec.eps * eps_scale
     x_init = x + INIT_STD * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-    return projected_ascent(model, x, p_clean, eps=spec.eps * eps_scale, norm=spec.norm, steps=spec.steps,
-                            step_size=spec.step_size * eps_scale, loss=kl_per_example, x_init=x_init,
-                            generator=generator, batch_size=x.shape[0])
+    start = start_point(x, spec.norm, eps, random_start=False, x_init=x_init)
+    return graphs.replay_ascent(model, x, p_clean, start, eps=eps, step_size=spec.step_size * eps_scale,
+                                norm=spec.norm, steps=spec.steps, loss=kl_per_example)
 
 
 def trades_loss(model: nn.Module, x: Tensor, y: Tensor, x_adv: Tensor, beta: float) -> tuple[Tensor, Tensor, Tensor]:

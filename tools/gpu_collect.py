@@ -1,0 +1,80 @@
+"""Check and file what a GPU call of ``tools/gpu_session.sh`` brought back.
+
+    python tools/gpu_collect.py <folder with full-records.tgz and/or bench.json> [--results results]
+
+Every record in ``full-records.tgz`` must pass ``advlib.records.read_record`` (schema and digest), be of the
+``full`` profile with the current full configuration, and name a CUDA device (not a CPU); those that do are
+copied to ``<results>/full/`` (a record already there is replaced only by a valid one). ``bench.json`` goes
+to ``<results>/bench/<gpu>.json``, named after the device it names. Prints one line per file; exits 1 if any
+record was rejected.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+from advlib import protocols, records
+from advlib.reproduce import config_hash
+
+
+def check_record(path: Path) -> dict:
+    """The record at ``path`` if it is a valid full-profile record made on a GPU; else ``RecordError``."""
+    rec = records.read_record(path)
+    if rec["profile"] != "full" or rec["config"].get("hash") != config_hash(protocols.get_profile("full")):
+        raise records.RecordError(f"{path.name}: not a record of the current full profile "
+                                  f"({rec['profile']}, config {rec['config'].get('hash')})")
+    if rec["device"].startswith("cpu"):
+        raise records.RecordError(f"{path.name}: made on {rec['device']!r}, not on a GPU")
+    return rec
+
+
+def device_slug(name: str) -> str:
+    """'NVIDIA H100 80GB HBM3' -> 'nvidia-h100-80gb-hbm3'."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def collect(folder: Path, results: Path) -> int:
+    rejected = 0
+    archive = folder / "full-records.tgz"
+    if archive.exists():
+        with tempfile.TemporaryDirectory() as tmp, tarfile.open(archive) as tar:
+            tar.extractall(tmp, filter="data")
+            for path in sorted(Path(tmp).rglob("*.json")):
+                try:
+                    rec = check_record(path)
+                except records.RecordError as err:
+                    print(f"REJECTED {err}")
+                    rejected += 1
+                    continue
+                target = results / "full" / path.name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, target)
+                total = rec["wall_time"]["this_run"]
+                print(f"ok {path.name}: {rec['device']}, {rec['n_test']} test images, {total:.0f} s, "
+                      f"norm-agnostic {100 * rec['norm_agnostic']:.1f} %")
+    bench = folder / "bench.json"
+    if bench.exists():
+        rec = json.loads(bench.read_text())
+        target = results / "bench" / f"{device_slug(rec['device'])}.json"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(bench, target)
+        print(f"ok bench -> {target}")
+    return rejected
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--results", type=Path, default=Path("results"))
+    args = parser.parse_args()
+    return 1 if collect(args.folder, args.results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

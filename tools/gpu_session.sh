@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# One call on a lent GPU machine, run from the repository root (README, "A lent GPU: the recipe").
+#
+#   bash tools/gpu_session.sh [SECONDS]      # default 560: ends well inside a 600-second call
+#
+# Stages, each switched off by setting it to 0: SMOKE (python -m advlib smoke on cuda; the call stops if it
+# fails), BENCH (benchmarks/bench.py -> $OUT/bench.json), CELLS (the next pending full-profile cells, in
+# protocols.CELL_ORDER, within what is left of SECONDS). Everything that comes back is under $OUT: the
+# logs, bench.json and full-records.tgz (every record in results/full/, finished before the call's end).
+# Check and unpack the records here with: python tools/gpu_collect.py <fetched folder>
+set -uo pipefail
+export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+OUT="${OUT:-/tmp/advlib-gpu-out}"
+mkdir -p "$OUT"
+limit="${1:-560}"
+if ls .whl/*.whl >/dev/null 2>&1; then  # torchattacks for the benchmark, carried as a wheel (no network there)
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/advlib-site .whl/*.whl \
+    && export PYTHONPATH="$PYTHONPATH:/tmp/advlib-site"
+fi
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
+python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())" | tee -a "$OUT/gpu.txt"
+if [ "${SMOKE:-1}" = 1 ]; then
+  python3 -m advlib smoke --device cuda 2>&1 | tee "$OUT/smoke.log" || { echo "smoke check FAILED: stopping"; exit 1; }
+fi
+if [ "${BENCH:-1}" = 1 ]; then
+  python3 benchmarks/bench.py --device cuda --out "$OUT/bench.json" --n-pgd 10000 --train-steps 0 \
+    --check-profile "${BENCH_CHECK_PROFILE:-quick}" ${BENCH_CHECK_OUT:+--check-out "$BENCH_CHECK_OUT"} 2>&1 \
+    | tee "$OUT/bench.log"
+fi
+if [ "${CELLS:-1}" = 1 ]; then
+  left=$((limit - SECONDS))
+  echo "cells: ${left} s left of ${limit}"
+  if [ "$left" -gt 30 ]; then
+    python3 -m advlib reproduce --profile full --device cuda --quiet --time-budget "$left" ${CELL_LIST:+--cells "$CELL_LIST"} \
+      2>&1 | tee "$OUT/cells.log"
+  fi
+fi
+ls results/full/*.json >/dev/null 2>&1 && tar czf "$OUT/full-records.tgz" results/full/*.json
+echo "gpu_session: done in ${SECONDS} s"
