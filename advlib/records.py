@@ -48,12 +48,14 @@ def _digest(record: dict) -> str:
 def git_revision() -> str:
     """The advlib checkout's commit, with "-dirty" if it has uncommitted changes.
 
-    Outside a git checkout (e.g. a copy of the tree sent to a GPU machine): ``$ADVLIB_GIT_REVISION`` if set
-    (the sender's ``git rev-parse HEAD``, marked "(sent)"), else "unknown".
+    ``$ADVLIB_GIT_REVISION``, if set, wins (the sender's ``git rev-parse HEAD``, marked "(sent)"): a copy of
+    the tree sent to a GPU machine carries a ``.git`` that need not match the files. Outside git: "unknown".
     """
     here = Path(__file__).resolve().parent
     sent = os.environ.get("ADVLIB_GIT_REVISION")
-    fallback = f"{sent} (sent)" if sent else "unknown"
+    if sent:  # the copy's own .git may be stale (a GPU machine's copy kept the checkout's first commit)
+        return f"{sent} (sent)"
+    fallback = "unknown"
     try:
         rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10)
         if rev.returncode != 0:

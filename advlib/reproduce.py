@@ -43,11 +43,11 @@ def config_hash(profile: Profile) -> str:
 
 
 def load_data(profile: Profile, device: torch.device) -> dict:
-    """The profile's train/test tensors on ``device`` (channels_last), with their sources."""
+    """The profile's train/test tensors on ``device`` (in ``runtime.memory_format()``), with their sources."""
     x, y = data.load_mnist("train", limit=profile.n_train, device=device)
     xt, yt = data.load_mnist("test", limit=profile.n_test, device=device)
     sources = {s: vars(data.mnist_source(s)) for s in data.SPLITS}
-    x, xt = (t.contiguous(memory_format=torch.channels_last) for t in (x, xt))
+    x, xt = (t.contiguous(memory_format=runtime.memory_format()) for t in (x, xt))
     return {"x": x, "y": y, "xt": xt, "yt": yt, "sources": sources}
 
 
@@ -55,7 +55,7 @@ def _fresh(name: str, seed: int, device: torch.device, **kwargs) -> nn.Module:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = models.build(name, **kwargs)
-    return runtime.channels_last(model.to(device))[0]
+    return model.to(device).to(memory_format=runtime.memory_format())
 
 
 def _fit_or_stop(model: nn.Module, x: Tensor, y: Tensor, defense, spec, *, seed: int, checkpoint: Path,
@@ -148,6 +148,7 @@ def run_cell(profile: Profile, cell: str, out: Path, tensors: dict, quiet: bool 
         "profile": profile.name, "cell": cell, "config": {**profile.config(), "hash": config_hash(profile)},
         "seed": profile.seed, "advlib_version": advlib.__version__, "git_revision": revision or records.git_revision(),
         "torch_version": torch.__version__, "device": runtime.device_name(device),
+        "runtime": runtime.settings(device),
         "data": {"train": tensors["sources"]["train"], "test": tensors["sources"]["test"],
                  "n_train": int(tensors["x"].shape[0]), "n_test": int(tensors["xt"].shape[0])},
         "wall_time": {"static_models": train_info["static_seconds"], "train": train_info["train_seconds"],
@@ -213,6 +214,7 @@ def reproduce(profile: str, cells: str | list[str] | None = None, out: str | Pat
     out = Path(out) if out is not None else Path("results") / prof.name
     dev = torch.device(device) if device else runtime.default_device()
     runtime.tune_allocator()
+    runtime.configure(dev)
     subset = data.mnist_source("train").is_subset
     todo = [c for c in cells if not finished(out / f"{c}.json", prof, subset)]
     log.info("advlib: %s profile, %d of %d cells to run", prof.name, len(todo), len(cells))

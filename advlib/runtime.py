@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import os
 
 import torch
 from torch import Tensor, nn
@@ -31,6 +32,35 @@ def tune_allocator() -> bool:
     except (OSError, AttributeError):  # not glibc
         _TUNED = False
     return _TUNED
+
+
+#: Environment switches of the run-time choices that do not change the mathematics (only floating-point
+#: summation order), each recorded in every result record by ``settings``: the memory format of images and
+#: models in ``reproduce`` (default channels_last) and cuDNN's per-shape algorithm search (default off).
+CHANNELS_LAST_ENV, CUDNN_BENCHMARK_ENV = "ADVLIB_CHANNELS_LAST", "ADVLIB_CUDNN_BENCHMARK"
+
+
+def memory_format() -> torch.memory_format:
+    """The memory format ``reproduce`` uses: channels_last unless ``ADVLIB_CHANNELS_LAST=0``."""
+    return torch.contiguous_format if os.environ.get(CHANNELS_LAST_ENV, "1") == "0" else torch.channels_last
+
+
+def configure(device: torch.device) -> dict:
+    """Apply the run-time switches for ``device`` (cuDNN benchmark mode if ``ADVLIB_CUDNN_BENCHMARK=1``) and
+    return them with the precision settings in force, for the record."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = os.environ.get(CUDNN_BENCHMARK_ENV, "0") == "1"
+    return settings(device)
+
+
+def settings(device: torch.device) -> dict:
+    """The run-time settings that can change results in the last bits: memory format, cuDNN modes, TF32."""
+    from advlib import graphs
+    out = {"channels_last": memory_format() == torch.channels_last}
+    if device.type == "cuda":
+        out.update(cudnn_benchmark=torch.backends.cudnn.benchmark, cudnn_tf32=torch.backends.cudnn.allow_tf32,
+                   matmul_tf32=torch.backends.cuda.matmul.allow_tf32, cuda_graphs=graphs.enabled(device))
+    return out
 
 
 def channels_last(model: nn.Module, *tensors: Tensor) -> tuple:

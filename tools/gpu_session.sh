@@ -5,7 +5,8 @@
 #
 # Stages, each switched off by setting it to 0: SMOKE (python -m advlib smoke on cuda; the call stops if it
 # fails), BENCH (benchmarks/bench.py -> $OUT/bench.json), CELLS (the next pending full-profile cells, in
-# protocols.CELL_ORDER, within what is left of SECONDS). Everything that comes back is under $OUT: the
+# protocols.CELL_ORDER, within what is left of SECONDS, after PROBE, benchmarks/step_probe.py, has chosen the
+# fastest memory format and cuDNN mode). Everything that comes back is under $OUT: the
 # logs, bench.json and full-records.tgz (every record in results/full/, finished before the call's end).
 # Check and unpack the records here with: python tools/gpu_collect.py <fetched folder>
 set -uo pipefail
@@ -28,6 +29,10 @@ if [ "${BENCH:-1}" = 1 ]; then
     | tee "$OUT/bench.log"
 fi
 if [ "${CELLS:-1}" = 1 ]; then
+  if [ "${PROBE:-1}" = 1 ]; then  # pick the fastest memory format / cuDNN mode for training (seconds)
+    eval "$(python3 benchmarks/step_probe.py --device cuda --json "$OUT/probe.json" 2>&1 | tee "$OUT/probe.log" | grep '^export ')"
+    echo "probe chose: ADVLIB_CHANNELS_LAST=${ADVLIB_CHANNELS_LAST:-} ADVLIB_CUDNN_BENCHMARK=${ADVLIB_CUDNN_BENCHMARK:-}"
+  fi
   left=$((limit - SECONDS))
   echo "cells: ${left} s left of ${limit}"
   if [ "$left" -gt 30 ]; then
