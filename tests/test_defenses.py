@@ -134,6 +134,14 @@ class Spy:
         return (x if self.x_adv is None else self.x_adv).detach().clone()
 
 
+class TrainingSpy(Spy):
+    """Replaces ``training_pgd(model, x, y, spec, eps_scale, generator)``; records the PGD it would run."""
+
+    def __call__(self, model, x, y, spec, eps_scale, generator):
+        return super().__call__(model, x, norm=spec.norm, eps=spec.eps * eps_scale, steps=spec.steps,
+                                step_size=spec.step_size * eps_scale, random_start=spec.random_start)
+
+
 # ---------------------------------------------------------------------------------------------- TRADES
 
 
@@ -322,7 +330,7 @@ def test_atda_loss_total_is_ce_plus_ce_plus_third_of_domain_terms():
 def test_atda_defense_uses_old_centres_then_updates_them(monkeypatch):
     model = Fixed(3)
     x, x_adv, y = _images(3, 34, torch.float64), _images(3, 35, torch.float64), torch.tensor([0, 5, 5])
-    monkeypatch.setattr(atda_mod, "pgd", Spy(x_adv))
+    monkeypatch.setattr(atda_mod, "training_pgd", TrainingSpy(x_adv))
     defense = ATDA("linf", ATTACKS)
     start = _rows(36, n=10, scale=1.0)
     defense.load_state_dict({"centres": _t(start)})
@@ -393,14 +401,14 @@ def test_ensemble_uses_drawn_static_model(monkeypatch, norm):
     model = Counting(mlp(1))
     x, y = _images(4, 40), torch.tensor([0, 1, 2, 3])
     captured = {}
-    real_pgd = ensemble_mod.pgd
+    real_pgd = ensemble_mod.training_pgd
 
-    def spy(source, x_, y_, **kw):
+    def spy(source, x_, y_, *args):
         captured["source"] = source
-        captured["x_adv"] = real_pgd(source, x_, y_, **kw)
+        captured["x_adv"] = real_pgd(source, x_, y_, *args)
         return captured["x_adv"]
 
-    monkeypatch.setattr(ensemble_mod, "pgd", spy)
+    monkeypatch.setattr(ensemble_mod, "training_pgd", spy)
     seen = set()
     for seed in range(12):
         expected = ensemble_mod.draw_source(3, torch.Generator().manual_seed(seed))
@@ -433,7 +441,7 @@ def test_ensemble_static_models_are_frozen_and_in_eval_mode():
 def test_ensemble_loss_is_half_clean_plus_half_adversarial_ce(monkeypatch):
     model = Fixed(4)
     x, x_adv, y = _images(3, 41, torch.float64), _images(3, 42, torch.float64), torch.tensor([2, 9, 4])
-    monkeypatch.setattr(ensemble_mod, "pgd", Spy(x_adv))
+    monkeypatch.setattr(ensemble_mod, "training_pgd", TrainingSpy(x_adv))
     loss, _ = EnsembleAT("l2", ATTACKS, [Fixed(5)]).loss(model, x, y, 0, torch.Generator().manual_seed(0))
     want = 0.5 * _ce_mean(model(x).tolist(), y.tolist()) + 0.5 * _ce_mean(model(x_adv).tolist(), y.tolist())
     assert loss.item() == pytest.approx(want, rel=1e-12)
@@ -445,7 +453,7 @@ def test_ensemble_loss_is_half_clean_plus_half_adversarial_ce(monkeypatch):
 def test_madry_loss_is_ce_on_adversarial_examples_only(monkeypatch):
     model = Fixed(6)
     x, x_adv, y = _images(3, 43, torch.float64), _images(3, 44, torch.float64), torch.tensor([7, 7, 1])
-    monkeypatch.setattr(madry_mod, "pgd", Spy(x_adv))
+    monkeypatch.setattr(madry_mod, "training_pgd", TrainingSpy(x_adv))
     loss, stats = MadryAT("linf", ATTACKS).loss(model, x, y, 0, torch.Generator())
     assert loss.item() == pytest.approx(_ce_mean(model(x_adv).tolist(), y.tolist()), rel=1e-12)
     assert loss.item() != pytest.approx(_ce_mean(model(x).tolist(), y.tolist()), rel=1e-6)
@@ -475,8 +483,8 @@ def _spec_of(call: dict) -> tuple:
 
 @pytest.mark.parametrize("norm", ["mix", "l2", "linf"])
 def test_madry_uses_the_attack_spec_of_the_step_norm(monkeypatch, norm):
-    spy = Spy()
-    monkeypatch.setattr(madry_mod, "pgd", spy)
+    spy = TrainingSpy()
+    monkeypatch.setattr(madry_mod, "training_pgd", spy)
     defense, model = MadryAT(norm, ATTACKS), mlp()
     x, y = _images(2, 46), torch.tensor([0, 1])
     for step in range(4):
@@ -490,15 +498,15 @@ def test_madry_uses_the_attack_spec_of_the_step_norm(monkeypatch, norm):
 
 @pytest.mark.parametrize("defense_name", ["trades", "ensemble", "atda"])
 def test_other_defenses_follow_the_mix_alternation(monkeypatch, defense_name):
-    spy = Spy()
+    spy = Spy() if defense_name == "trades" else TrainingSpy()
     if defense_name == "trades":
-        monkeypatch.setattr(trades_mod, "projected_ascent", spy)
+        monkeypatch.setattr(trades_mod.graphs, "replay_ascent", spy)
         defense = Trades("mix", ATTACKS, beta=6.0)
     elif defense_name == "ensemble":
-        monkeypatch.setattr(ensemble_mod, "pgd", spy)
+        monkeypatch.setattr(ensemble_mod, "training_pgd", spy)
         defense = EnsembleAT("mix", ATTACKS, [])
     else:
-        monkeypatch.setattr(atda_mod, "pgd", spy)
+        monkeypatch.setattr(atda_mod, "training_pgd", spy)
         defense = ATDA("mix", ATTACKS)
     x, y = _images(2, 47), torch.tensor([0, 1])
     for step in range(4):

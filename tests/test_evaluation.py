@@ -16,7 +16,7 @@ from advlib.evaluation import Evaluation, evaluate, predict, run_attack
 from advlib.protocols import CELLS, DEFENSES, ROWS, TRAIN_NORMS, AttackSpec
 from advlib.records import pack_mask
 
-REFERENCE_CSV = Path("/work/shared/reference/table1_paper.csv")
+REFERENCE_CSV = Path(__file__).resolve().parents[2] / "shared" / "reference" / "table1_paper.csv"  # beside the checkout
 
 
 def masks(**columns) -> dict[str, torch.Tensor]:

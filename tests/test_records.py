@@ -238,6 +238,7 @@ def test_pack_mask_accepts_int_and_cuda_free_tensors():
 
 
 def test_git_revision_is_a_string_and_unknown_without_git(monkeypatch):
+    monkeypatch.delenv("ADVLIB_GIT_REVISION", raising=False)
     rev = records.git_revision()
     assert isinstance(rev, str) and rev
 
@@ -250,3 +251,11 @@ def test_git_revision_is_a_string_and_unknown_without_git(monkeypatch):
     monkeypatch.setattr(records.subprocess, "run",
                         lambda *a, **k: subprocess.CompletedProcess(a, 128, "", "not a repo"))
     assert records.git_revision() == "unknown"
+
+
+def test_a_sent_revision_wins_over_the_copy_s_own_git(monkeypatch):
+    """A tree copied to a GPU machine may carry a stale .git; the sender's commit, passed in the environment,
+    is what the record must name."""
+    monkeypatch.setenv("ADVLIB_GIT_REVISION", "0123abcd")
+    monkeypatch.setattr(records.subprocess, "run", lambda *a, **k: (_ for _ in ()).throw(AssertionError("git ran")))
+    assert records.git_revision() == "0123abcd (sent)"

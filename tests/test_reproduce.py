@@ -104,7 +104,9 @@ def test_unknown_cell_lists_the_valid_ones(tmp_path):
 
 
 def test_parse_cells_and_split_cell():
-    assert protocols.parse_cells(None) == list(CELLS) == protocols.parse_cells("all")
+    assert protocols.parse_cells(None) == list(protocols.CELL_ORDER) == protocols.parse_cells("all")
+    assert sorted(protocols.CELL_ORDER) == sorted(CELLS)
+    assert protocols.CELL_ORDER[:2] == ("madry-linf", "trades-linf")  # the cells that carry the central claim
     assert len(CELLS) == 12
     assert protocols.parse_cells(" madry-linf , trades-l2,") == ["madry-linf", "trades-l2"]
     assert protocols.split_cell("trades-mix") == ("trades", "mix")
@@ -384,3 +386,74 @@ def test_quick_profile_one_cell_end_to_end(tmp_path, mnist_root, monkeypatch):
     assert f"{ours:.1f} / 92.5 ({ours - 92.5:+.1f})" in proc.stdout
     assert "ours / paper (Δ)" in proc.stdout and "profile(s): quick" in proc.stdout and "1 of 12 cells" in proc.stdout
     assert "norm-agnostic" in proc.stdout
+
+
+# ---------------------------------------------------------------------------------------------- time budget
+
+
+def test_a_cell_stopped_at_the_time_budget_resumes_to_the_same_numbers(tiny, atda_clean, tensors, tmp_path,
+                                                                        monkeypatch, capsys):
+    """A deadline already past: training saves a checkpoint and stops, no record is written, and the next
+    call (no budget) resumes and ends with the numbers of an uninterrupted run."""
+    cell, clean = "atda-mix", json.loads(json.dumps(atda_clean))
+    monkeypatch.setattr(rep, "load_data", lambda profile, device: tensors)
+    monkeypatch.setattr(rep, "estimated_seconds", lambda *a: None)  # no estimate: the cell is started
+    clock = iter([0.0, 0.0] + [1e6] * 10_000)  # run start, cell start; then training looks far past the deadline
+    monkeypatch.setattr(time, "monotonic", lambda: next(clock))
+    got = rep.reproduce("tiny", cell, out=tmp_path, quiet=True, time_budget=60)
+    assert got == {} and not (tmp_path / f"{cell}.json").exists()
+    assert "stopped at the time budget after 0 of 2 epochs" in capsys.readouterr().out
+    assert (tmp_path / "checkpoints" / rep.config_hash(TINY) / f"{cell}.pt").is_file()
+    monkeypatch.undo()
+    monkeypatch.setitem(protocols.PROFILES, "tiny", TINY)
+    monkeypatch.setattr(rep, "load_data", lambda profile, device: tensors)
+    resumed = rep.reproduce("tiny", cell, out=tmp_path, quiet=True)[cell]
+    for key in ("accuracy", "masks", "norm_agnostic"):
+        assert resumed[key] == clean[key], key
+    assert strip(resumed["training"]) == strip(clean["training"])
+
+
+def test_a_cell_expected_to_overrun_the_budget_is_not_started(tiny, madry_record, tmp_path, monkeypatch, capsys):
+    src, record = madry_record
+    (tmp_path / "madry-linf.json").write_bytes((src / "madry-linf.json").read_bytes())
+
+    def forbidden(*a, **k):
+        raise AssertionError("a cell that cannot fit was started")
+
+    monkeypatch.setattr(rep, "run_cell", forbidden)
+    expected = rep.estimated_seconds("madry-l2", tmp_path, record["device"])
+    wall = record["wall_time"]
+    assert expected["train"] == pytest.approx(wall["train"] + wall["static_models"])  # same defense and device
+    budget = 0.5 * (expected["train"] + expected["evaluate"])
+    got = rep.reproduce("tiny", "madry-l2,madry-linf", out=tmp_path, quiet=True, time_budget=budget)
+    assert set(got) == {"madry-linf"}
+    assert "madry-l2: expected" in capsys.readouterr().out
+
+
+def test_estimates_prefer_the_cell_then_the_defense_then_any_record_on_the_same_device(tmp_path):
+    def write(cell, train, device="GPU X"):
+        rec = {"profile": "full", "cell": cell, "config": {}, "seed": 0, "advlib_version": "0", "git_revision": "r",
+               "torch_version": "t", "device": device, "data": {}, "accuracy": {"Natural": 0.5}, "norm_agnostic": 0.5,
+               "n_test": 1, "masks": {}, "traces": {}, "training": [], "created": "now",
+               "wall_time": {"train": train, "static_models": 1.0, "evaluate": {"PGD-l2": 2.0, "SO-l2": 3.0}}}
+        records.write_record(tmp_path / f"{cell}.json", rec)
+
+    assert rep.estimated_seconds("madry-l2", tmp_path / "none", "GPU X") is None
+    write("madry-linf", 10.0)
+    write("trades-l2", 100.0)
+    write("atda-l2", 1000.0, device="cpu (x86_64, 2 threads)")
+    assert rep.estimated_seconds("madry-l2", tmp_path, "GPU X") == {"train": 11.0, "evaluate": 5.0}
+    assert rep.estimated_seconds("trades-l2", tmp_path, "GPU X") == {"train": 101.0, "evaluate": 5.0}
+    assert rep.estimated_seconds("ensemble-l2", tmp_path, "GPU X")["train"] == pytest.approx(56.0)
+    assert rep.estimated_seconds("atda-l2", tmp_path, "GPU Y") is None
+
+
+@pytest.mark.parametrize("budget", [0, -5.0, float("nan")])
+def test_a_time_budget_must_be_positive(budget):
+    with pytest.raises(ValueError, match="time_budget must be a positive number of seconds"):
+        rep.reproduce("quick", "madry-linf", time_budget=budget)
+
+
+def test_records_name_the_runtime_settings(madry_record):
+    _, record = madry_record
+    assert record["runtime"] == {"channels_last": True}  # on a CPU: the memory format only

@@ -18,25 +18,30 @@ if ls .whl/*.whl >/dev/null 2>&1; then  # torchattacks for the benchmark, carrie
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/advlib-site .whl/*.whl \
     && export PYTHONPATH="$PYTHONPATH:/tmp/advlib-site"
 fi
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
-python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())" | tee -a "$OUT/gpu.txt"
+device="${DEVICE:-cuda}"  # DEVICE=cpu runs the same recipe on a CPU (tests/test_tools_gpu_session.py)
+if command -v nvidia-smi >/dev/null; then
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
+fi
+python3 -c "import torch; print('torch', torch.__version__, 'cuda' if torch.cuda.is_available() else 'no cuda')" \
+  | tee -a "$OUT/gpu.txt"
 if [ "${SMOKE:-1}" = 1 ]; then
-  python3 -m advlib smoke --device cuda 2>&1 | tee "$OUT/smoke.log" || { echo "smoke check FAILED: stopping"; exit 1; }
+  python3 -m advlib smoke --device "$device" ${SMOKE_CELLS:+--cells "$SMOKE_CELLS"} 2>&1 | tee "$OUT/smoke.log" \
+    || { echo "smoke check FAILED: stopping"; exit 1; }
 fi
 if [ "${BENCH:-1}" = 1 ]; then
-  python3 benchmarks/bench.py --device cuda --out "$OUT/bench.json" --n-pgd 10000 --train-steps 0 \
+  python3 benchmarks/bench.py --device "$device" --out "$OUT/bench.json" --n-pgd 10000 --train-steps 0 \
     --check-profile "${BENCH_CHECK_PROFILE:-quick}" ${BENCH_CHECK_OUT:+--check-out "$BENCH_CHECK_OUT"} 2>&1 \
     | tee "$OUT/bench.log"
 fi
 if [ "${CELLS:-1}" = 1 ]; then
   if [ "${PROBE:-1}" = 1 ]; then  # pick the fastest memory format / cuDNN mode for training (seconds)
-    eval "$(python3 benchmarks/step_probe.py --device cuda --json "$OUT/probe.json" 2>&1 | tee "$OUT/probe.log" | grep '^export ')"
+    eval "$(python3 benchmarks/step_probe.py --device "$device" --json "$OUT/probe.json" 2>&1 | tee "$OUT/probe.log" | grep '^export ')"
     echo "probe chose: ADVLIB_CHANNELS_LAST=${ADVLIB_CHANNELS_LAST:-} ADVLIB_CUDNN_BENCHMARK=${ADVLIB_CUDNN_BENCHMARK:-}"
   fi
   left=$((limit - SECONDS))
   echo "cells: ${left} s left of ${limit}"
   if [ "$left" -gt 30 ]; then
-    python3 -m advlib reproduce --profile full --device cuda --quiet --time-budget "$left" ${CELL_LIST:+--cells "$CELL_LIST"} \
+    python3 -m advlib reproduce --profile full --device "$device" --quiet --time-budget "$left" ${CELL_LIST:+--cells "$CELL_LIST"} \
       2>&1 | tee "$OUT/cells.log"
   fi
 fi

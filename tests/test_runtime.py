@@ -1,0 +1,27 @@
+"""``advlib.runtime``: device choice, the switches that change only floating-point order, and what records say."""
+from __future__ import annotations
+
+import torch
+
+from advlib import runtime
+
+
+def test_memory_format_defaults_to_channels_last_and_can_be_switched_off(monkeypatch):
+    monkeypatch.delenv(runtime.CHANNELS_LAST_ENV, raising=False)
+    assert runtime.memory_format() == torch.channels_last
+    monkeypatch.setenv(runtime.CHANNELS_LAST_ENV, "0")
+    assert runtime.memory_format() == torch.contiguous_format
+    assert runtime.settings(torch.device("cpu")) == {"channels_last": False}
+
+
+def test_configure_leaves_cpu_alone_and_reports_settings(monkeypatch):
+    monkeypatch.setenv(runtime.CUDNN_BENCHMARK_ENV, "1")
+    before = torch.backends.cudnn.benchmark
+    assert runtime.configure(torch.device("cpu")) == runtime.settings(torch.device("cpu"))
+    assert torch.backends.cudnn.benchmark == before
+
+
+def test_autocast_wrapper_returns_float32_logits():
+    model = torch.nn.Linear(4, 3)
+    out = runtime.Autocast(model)(torch.rand(2, 4))
+    assert out.dtype == torch.float32 and out.shape == (2, 3)
