@@ -93,6 +93,11 @@ def sign_test(b: int, c: int) -> float:
     return min(1.0, 2.0 * tail)
 
 
+def format_p(p: float) -> str:
+    """A p-value for text: two significant digits, or "< 1e-300" where it underflows a float to 0."""
+    return "< 1e-300" if p == 0 else f"= {p:.2g}"
+
+
 def _discordant(record: dict, pgd: str, so: str) -> tuple[int, int] | None:
     """(#PGD right & S-O wrong, #S-O right & PGD wrong) from the per-example masks, or None without masks."""
     masks = record.get("masks") or {}
@@ -214,7 +219,7 @@ def claim2(records: dict[str, dict], holds: float = HOLDS, drop: float = BREAK_D
             why.append(f"PGD-ℓ2 already breaks it (< {holds:.0f} %)")
         if not r.so_breaks:
             why.append(f"S-O is not ≥ {drop:.0f} points below PGD")
-        test = "" if math.isnan(r.p) else f", paired sign test p = {r.p:.2g}"
+        test = "" if math.isnan(r.p) else f", paired sign test p {format_p(r.p)}"
         parts.append(f"{r.cell}: PGD-ℓ2 {r.pgd:.1f} %, S-O-ℓ2 {r.so:.1f} % (Δ {r.delta:+.1f} points{test}; "
                      f"{r.profile}, n={r.n_test})" + (" — " + " and ".join(why) if why else ""))
     return frame, Verdict(2, STATEMENTS[2], _grade(ok, len(frame)),

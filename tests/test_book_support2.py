@@ -243,3 +243,10 @@ def test_attack_union_is_the_per_example_worst_case():
     row = claims.attack_union({"madry-linf": rec}).set_index("attack_norm").loc["l2"]
     assert (row.pgd, row.so, row.either, row.gain) == pytest.approx((62.5, 50.0, 37.5, 25.0))
     assert claims.attack_union({"madry-linf": make_record("madry-linf", acc(1, 1, 1, 1), masks=False)}).empty
+
+
+def test_format_p_never_prints_an_underflowed_p_value_as_zero():
+    from advlib import claims
+    assert claims.format_p(0.0) == "< 1e-300"
+    assert claims.format_p(0.0123) == "= 0.012"
+    assert claims.sign_test(5206, 0) == 0.0  # the madry-linf full record's discordant pairs underflow

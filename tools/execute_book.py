@@ -15,7 +15,7 @@ Usage (from anywhere)::
 
 A chapter is named by its path, its file name, its stem, or its number prefix. Exits non-zero if any
 chapter fails (the others still run). The profile is the chapters' own default (``$ADVLIB_PROFILE``,
-quick on a CPU); if ``$ADVLIB_DATA`` is unset and ``../shared/data`` holds MNIST, it is used, as in CI.
+quick on a CPU); MNIST comes from advlib's own sources (``$ADVLIB_DATA`` if set, else the packaged files).
 """
 from __future__ import annotations
 
@@ -70,9 +70,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("chapters", nargs="*", help="chapters to run (default: all), e.g. 02 or book/02_x.md")
     args = parser.parse_args(argv)
-    data = REPO.parent / "shared" / "data"
-    if not os.environ.get("ADVLIB_DATA") and (data / "MNIST" / "raw").is_dir():
-        os.environ["ADVLIB_DATA"] = str(data)
     print(f"profile {os.environ.get('ADVLIB_PROFILE') or 'default'}, "
           f"MNIST from {os.environ.get('ADVLIB_DATA') or 'advlib default sources'}", flush=True)
     failed, total = [], time.perf_counter()
