@@ -1,12 +1,11 @@
-"""Command line: ``python -m advlib reproduce --profile P`` and ``python -m advlib table results/P``."""
+"""Command line: ``python -m advlib tour`` (start here), ``reproduce --profile P``, ``table results/P``, ``smoke``."""
 from __future__ import annotations
 
 import argparse
 import logging
+import textwrap
 import sys
 from pathlib import Path
-
-import pandas as pd
 
 from advlib import protocols
 
@@ -25,19 +24,26 @@ def _table(args: argparse.Namespace) -> None:
     if not recs:
         raise ValueError(f"no valid records in {args.results}")
     profiles = sorted({r["profile"] for r in recs.values()})
-    print(f"Table 1 — ours / paper (Δ), accuracy in %; profile(s): {', '.join(profiles)}; "
+    print(f"Table 1 — ours/paper, accuracy in %; profile(s): {', '.join(profiles)}; "
           f"{len(recs)} of {len(protocols.CELLS)} cells; n_test = "
           f"{', '.join(sorted({str(r['n_test']) for r in recs.values()}))}")
-    with pd.option_context("display.width", 250, "display.max_columns", 20):
-        print(table.side_by_side(recs).to_string())
-        agnostic = table.norm_agnostic(recs).round(1).rename("norm-agnostic %")
-        print("\nPer-example worst case over clean + all four attacks (norm-agnostic robust accuracy, %):")
-        print(agnostic.unstack().reindex(columns=list(protocols.TRAIN_NORMS)).to_string())
+    print(table.compact(recs).to_string())
+    missing = [c for c in protocols.CELL_ORDER if c not in recs]
+    if missing:
+        print(textwrap.fill("no record yet: " + ", ".join(missing), width=110))
+    print("norm-agnostic: the per-example worst case, correct on the clean image and under all four attacks (%).")
     if args.figure:
         from advlib import plots
         fig = plots.table_heatmaps(recs)
         fig.savefig(args.figure, bbox_inches="tight", dpi=120)
         print(f"figure saved to {args.figure}")
+
+
+def _tour(args: argparse.Namespace) -> None:
+    from advlib import tour
+    tour.run(args.out, args.device)
+    print(f"\nNext: python -m advlib table {args.out}\n      jupyter-book build .   (the book, in _build/html)\n"
+          "      python -m advlib reproduce --profile medium   (all 12 cells on this CPU, about an hour)")
 
 
 def _smoke(args: argparse.Namespace) -> None:
@@ -65,6 +71,11 @@ def main(argv: list[str] | None = None) -> int:
     tab.add_argument("results", help="folder of records, e.g. results/medium")
     tab.add_argument("--figure", default=None, help="also save the Δ heatmap to this file (png/pdf/svg)")
     tab.set_defaults(run=_table)
+    trip = sub.add_parser("tour", help="the first run: the committed Table 1 and verdicts, then the central "
+                                       "claim's two cells reproduced live (about 13 min on 2 CPU cores)")
+    trip.add_argument("--out", default=str(Path("results") / "tour"), help="results folder (default results/tour)")
+    trip.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
+    trip.set_defaults(run=_tour)
     smk = sub.add_parser("smoke", help="seconds-long check of every code path on one device (run first on a GPU)")
     smk.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
     smk.add_argument("--cells", default=None, help="comma-separated cells (default all 12)")

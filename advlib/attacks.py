@@ -4,7 +4,7 @@
 * ``fgsm``: one PGD step of size ε with no random start (FGSM for ℓ∞, the fast gradient method for ℓ2).
 * ``second_order``: the S-O attack of Li et al. 2019 (paper eq. 4), whose ascent direction is the
   gradient averaged over Gaussian draws around the iterate (authors' code: Bai-Li/TRADES
-  ``pgd_attack_mnist_{l2,linf}.py``; see ../shared/reference/protocols.md §6).
+  ``pgd_attack_mnist_{l2,linf}.py``; see docs/protocols.md §6).
 
 Threat model: white box, untargeted, x ∈ [0,1]^{N×1×28×28}, perturbation ‖δ‖ ≤ ε in ℓ2 or ℓ∞.
 Every attack returns a detached ``x_adv`` inside the ε-ball and [0,1], leaves its inputs untouched,
@@ -27,13 +27,13 @@ LossFn = Callable[[Tensor, Tensor], Tensor]
 LOSSES = ("ce", "cw")
 LINF_STEPS = ("sign", "l2")
 
-#: PGD settings per norm: ℓ∞ from Madry's config.json (protocols.md §1.2-1.3); ℓ2 ε from the paper,
-#: step 2.5·ε/steps as in Bai-Li/TRADES pgd_attack_mnist_l2.py:L65 (protocols.md §2.3, §7.1).
+#: PGD settings per norm: ℓ∞ from Madry's config.json (docs/protocols.md §1.2-1.3); ℓ2 ε from the paper,
+#: step 2.5·ε/steps as in Bai-Li/TRADES pgd_attack_mnist_l2.py:L65 (docs/protocols.md §2.3, §7.1).
 PGD_DEFAULTS = {
     "linf": {"eps": 0.3, "steps": 40, "step_size": 0.01},
     "l2": {"eps": 4.0, "steps": 40, "step_size": 0.25},
 }
-#: S-O settings per norm, from the authors' PyTorch code (protocols.md §6.1, §6.3).
+#: S-O settings per norm, from the authors' PyTorch code (docs/protocols.md §6.1, §6.3).
 SO_DEFAULTS = {
     "linf": {"eps": 0.3, "steps": 40, "step_size": 0.01, "sigma": 0.1, "samples": 20},
     "l2": {"eps": 4.0, "steps": 40, "step_size": 0.25, "sigma": 0.15, "samples": 20},

@@ -13,6 +13,7 @@ Sources, in order (the first that has the split wins):
 from __future__ import annotations
 
 import gzip
+import hashlib
 import logging
 import os
 import warnings
@@ -162,6 +163,18 @@ def load_mnist(
     x = torch.from_numpy(images.copy()).to(device=device, dtype=torch.float32).div_(255).unsqueeze(1)
     y = torch.from_numpy(labels.astype(np.int64)).to(device)
     return x, y
+
+
+def fingerprint(split: str = "train", *, limit: int | None = None, root: str | Path | None = None,
+                download: bool = True) -> str:
+    """16 hex digits identifying the examples ``load_mnist(split, limit=limit)`` returns (their pixels and labels),
+    whatever the source: checkpoints and records are keyed by it, so a model never serves other data."""
+    images, labels, _ = locate_and_read(split, root, download)
+    digest = hashlib.sha256()
+    for array in (images[:limit], labels[:limit]):
+        digest.update(str(array.shape).encode())
+        digest.update(np.ascontiguousarray(array, dtype=np.uint8).tobytes())
+    return digest.hexdigest()[:16]
 
 
 def mnist_source(split: str = "train", *, root: str | Path | None = None, download: bool = True) -> Source:

@@ -1,6 +1,6 @@
 """Madry's MNIST CNN and Tramèr's static MNIST models A-D (for ensemble adversarial training).
 
-Architectures per ../shared/reference/protocols.md §1.1 (MadryLab/mnist_challenge ``model.py``) and §3.1
+Architectures per docs/protocols.md §1.1 (MadryLab/mnist_challenge ``model.py``) and §3.1
 (ftramer/ensemble-adv-training ``mnist.py``). Inputs ``[N,1,28,28]`` in [0,1]; outputs logits ``[N,10]``.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ class MadryCNN(nn.Sequential):
     """conv5x5·32 SAME–ReLU–pool2, conv5x5·64 SAME–ReLU–pool2, fc 3136→1024–ReLU, fc 1024→10.
 
     ``init="tf"``: TensorFlow's, as Madry's code: weights truncated normal (σ=0.1, cut at 2σ), biases 0.1
-    (protocols.md §1.1). ``init="torch"``: PyTorch's default layer init, which trains far more reliably with
+    (docs/protocols.md §1.1). ``init="torch"``: PyTorch's default layer init, which trains far more reliably with
     short schedules and Adam 1e-3 (the TF init collapsed to chance under ε=0.3 PGD training in our runs).
     """
 

@@ -122,22 +122,27 @@ def training_curves(records: Mapping[str, dict], metric: str = "loss") -> plt.Fi
 
 
 def table_heatmaps(records: Mapping[str, dict]) -> plt.Figure:
-    """Ours, the paper's, and Δ = ours − paper (percentage points) for Table 1, as three heatmaps."""
+    """Ours, the paper's, and Δ = ours − paper (percentage points) for Table 1, as three heatmaps stacked
+    vertically (one panel per row, so each stays legible at page width)."""
     ours, paper = table.ours_table(dict(records)), table.paper_table()
     labels = [table.LABELS[r] for r in ours.index]
-    cols = [f"{d}\n{table.NORM_LABELS[n]}" for d, n in ours.columns]
-    fig, axes = plt.subplots(1, 3, figsize=(19, 3.8))
+    # the norm under every column, the defense once under the middle column of its group (no overlapping names)
+    norms = list(dict.fromkeys(n for _, n in ours.columns))
+    cols = [f"{table.NORM_LABELS[n]}\n{d if n == norms[len(norms) // 2] else ''}" for d, n in ours.columns]
+    fig, axes = plt.subplots(3, 1, figsize=(9, 11.5))
     for ax, frame, title, cmap, center in ((axes[0], ours, "ours (%)", "viridis", None),
                                            (axes[1], paper, "paper (%)", "viridis", None),
                                            (axes[2], ours - paper, "Δ = ours − paper (points)", "RdBu", 0)):
         sns.heatmap(pd.DataFrame(frame.to_numpy(), index=labels, columns=cols), annot=True, fmt=".1f", cmap=cmap,
                     center=center, vmin=None if center == 0 else 0, vmax=None if center == 0 else 100, ax=ax,
-                    cbar=False, annot_kws={"fontsize": 8})
-        ax.set_title(title)
-        ax.tick_params(axis="x", labelsize=8)
+                    cbar=False, annot_kws={"fontsize": 11})
+        ax.set_title(title, fontsize=12)
+        ax.tick_params(axis="x", labelsize=10, rotation=0, length=0)
+        ax.tick_params(axis="y", labelsize=10, rotation=0)
+        for k in range(len(norms), len(cols), len(norms)):  # white gaps between the defenses
+            ax.axvline(k, color="white", lw=4)
     fig.tight_layout()
     return fig
-
 
 
 def directions(x: Tensor, vectors: Mapping[str, Tensor], titles: Mapping[str, Sequence[str]] | None = None) -> plt.Figure:

@@ -1,10 +1,10 @@
 """Protocols as data: every hyper-parameter of every profile, each cited to its source.
 
-Sources are in ../shared/reference/protocols.md (section numbers below). "REPRO CHOICE" marks a value the
+Sources are in docs/protocols.md (section numbers below). "REPRO CHOICE" marks a value the
 paper does not state; the book lists all of them (``REPRO_CHOICES``).
 
 Profiles: ``quick`` (CPU, ≤ 10 min for all 12 cells), ``medium`` (CPU, about an hour, genuinely robust
-models), ``full`` (one GPU, the paper's attacks on the whole test set, ≤ 25 min target), ``paper`` (the
+models), ``tour`` (medium's training for the first run's two cells, 500 test images), ``full`` (one GPU, the paper's attacks on the whole test set, ≤ 25 min target), ``paper`` (the
 anchors' original training lengths).
 """
 from __future__ import annotations
@@ -77,12 +77,12 @@ class Profile:
 
 
 def pgd_spec(norm: str, steps: int, step_size: float | None = None) -> AttackSpec:
-    """PGD with uniform random start; default step 2.5·ε/steps (protocols.md §2.3, §7.1)."""
+    """PGD with uniform random start; default step 2.5·ε/steps (docs/protocols.md §2.3, §7.1)."""
     return AttackSpec("pgd", norm, EPS[norm], steps, step_size or 2.5 * EPS[norm] / steps)
 
 
 def so_spec(norm: str, steps: int, samples: int, step_size: float | None = None) -> AttackSpec:
-    """S-O, no random start, σ from the authors' code: 0.15 (ℓ2), 0.1 (ℓ∞) (protocols.md §6.1)."""
+    """S-O, no random start, σ from the authors' code: 0.15 (ℓ2), 0.1 (ℓ∞) (docs/protocols.md §6.1)."""
     sigma = {"l2": 0.15, "linf": 0.1}[norm]
     return AttackSpec("so", norm, EPS[norm], steps, step_size or 2.5 * EPS[norm] / steps,
                       random_start=False, sigma=sigma, samples=samples)
@@ -108,7 +108,7 @@ def _defenses(epochs: int, batch: int, hold: float, ramp: float, ens_epochs: int
     }
 
 
-#: Static sources for ensemble training: Tramèr's README recipe uses models A, C, D (protocols.md §3.3).
+#: Static sources for ensemble training: Tramèr's README recipe uses models A, C, D (docs/protocols.md §3.3).
 STATIC_MODELS = ("tramer_a", "tramer_c", "tramer_d")
 
 _SHORT = ("REPRO CHOICE: Adam 1e-3 for every defense (short schedules; anchors: Adam 1e-4 Madry, SGD 0.01 "
@@ -138,6 +138,14 @@ MEDIUM = Profile(
     evaluation={**_evaluation(pgd_steps=40, so_steps=20, samples=5), "PGD-l2": pgd_spec("l2", 40, 0.25),
                 "PGD-linf": pgd_spec("linf", 40, 0.01)},
     notes=_SHORT,
+)
+
+TOUR = replace(
+    MEDIUM,
+    name="tour",
+    description="The newcomer's first run (python -m advlib tour), CPU, about 13 minutes for its two cells on 2 "
+                "cores: the medium profile's training (10k images, 5 epochs of PGD-5) evaluated on 500 test images.",
+    n_test=500,
 )
 
 FULL = Profile(
@@ -171,7 +179,7 @@ PAPER = replace(
     notes=("Madry: 100k iterations × 50 / 60k images ≈ 84 epochs; Madry's TF init; no ε warm-up.",),
 )
 
-PROFILES: dict[str, Profile] = {p.name: p for p in (QUICK, MEDIUM, FULL, PAPER)}
+PROFILES: dict[str, Profile] = {p.name: p for p in (QUICK, MEDIUM, TOUR, FULL, PAPER)}
 
 #: Every choice the paper leaves open, with what advlib does. The book prints this list.
 REPRO_CHOICES = {

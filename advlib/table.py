@@ -72,3 +72,20 @@ def side_by_side(records: dict[str, dict], decimals: int = 1) -> pd.DataFrame:
             out.iloc[i, COLUMNS.get_loc(col)] = "—" if pd.isna(o) else f"{fmt.format(o)} / {fmt.format(p)} ({o - p:+.{decimals}f})"
     out.columns = pd.MultiIndex.from_tuples([(d, NORM_LABELS[n]) for d, n in COLUMNS], names=COLUMNS.names)
     return out
+
+
+def compact(records: dict[str, dict], decimals: int = 1) -> pd.DataFrame:
+    """Table 1 with one row per recorded cell, for a terminal (≤ 120 columns): its profile and test-set size,
+    "ours/paper" per attack row (percent), and the norm-agnostic (per-example worst case) accuracy."""
+    paper = paper_table()
+    rows = []
+    for cell, rec in records.items():
+        defense, norm = cell.split("-")
+        row = {"cell": f"{defense} {NORM_LABELS[norm]}", "profile": rec["profile"], "n_test": rec["n_test"]}
+        for attack in ROWS:
+            ours = rec["accuracy"].get(attack)
+            theirs = paper.loc[attack, (defense, norm)]
+            row[LABELS[attack]] = "—" if ours is None else f"{100 * ours:.{decimals}f}/{theirs:.{decimals}f}"
+        row["norm-agnostic"] = f"{100 * rec['norm_agnostic']:.{decimals}f}"
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("cell")

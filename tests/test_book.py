@@ -5,11 +5,18 @@
 * ``_toc.yml`` and ``book/`` agree, and ``_config.yml`` keeps the settings the strict build needs;
 * every chapter opens the same way: a hidden Colab install cell naming ``_config.yml``'s repository URL,
   then the cell calling ``setup()`` before any other code;
-* chapters import their code from advlib: no function or class longer than a few lines is defined in them.
+* chapters import their code from advlib: no function or class longer than a few lines is defined in them;
+* the Colab cell, run in a fresh interpreter that pretends to be Colab, makes the clone importable at once;
+* every figure has a "*Figure N.*" caption right after it;
+* no prose line can turn into a list item inside inline math (checked in the sources), and, once the book is
+  built (``_build/html``), no page shows unrendered math.
 """
 from __future__ import annotations
 
 import ast
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import jupytext
@@ -97,7 +104,11 @@ def test_colab_cell_installs_from_the_configured_repository(ipynb):
     assert "remove-cell" in first.metadata.get("tags", []), f"{ipynb.name}: first code cell is not tagged remove-cell"
     assert "google.colab" in first.source, f"{ipynb.name}: first code cell is not the Colab install cell"
     url = config()["repository"]["url"].rstrip("/")
-    assert url in first.source, f"{ipynb.name}: the Colab cell does not install from {url} (_config.yml)"
+    clones = re.findall(r"git clone\b[^\n]*?\s(\S+://\S+)", first.source)
+    assert clones, f"{ipynb.name}: the Colab cell clones nothing"
+    assert all(c.removesuffix(".git") == url for c in clones), (
+        f"{ipynb.name}: the Colab cell clones {clones}, not {url} (_config.yml repository.url)")
+    assert "https://github.com/" not in first.source.replace(url, ""), f"{ipynb.name}: a second GitHub URL"
     assert not first.outputs, f"{ipynb.name}: the Colab cell printed something outside Colab"
 
 
@@ -118,3 +129,153 @@ def test_chapters_define_no_long_functions(ipynb):
                 length = node.end_lineno - node.lineno + 1
                 assert length <= MAX_DEF_LINES, (
                     f"{ipynb.name}: code cell {i} defines {node.name} ({length} lines); move it to advlib")
+
+
+# --- the Colab cell works mechanically --------------------------------------------------------------------------
+
+COLAB_RUNNER = '''
+import subprocess, sys, types
+sys.modules["google.colab"] = types.ModuleType("google.colab")  # what Colab has and a plain Python lacks
+calls = []
+
+class Shell:  # the two IPython features the cell uses, done by hand
+    def system(self, cmd):
+        calls.append(("system", cmd))
+        subprocess.run(cmd, shell=True, check=True)
+    def run_line_magic(self, name, line):
+        calls.append((name, line))  # pip is recorded, not run: the point is that no restart is needed
+
+get_ipython = Shell
+exec(compile(open(sys.argv[1]).read(), "colab-cell", "exec"))
+import advlib
+print(advlib.__file__)
+print(calls)
+'''
+
+
+def test_colab_cell_makes_the_clone_importable_in_the_same_interpreter(tmp_path):
+    """Run chapter 01's Colab cell in a fresh interpreter with a fake ``google.colab``, cloning this repository
+    from disk instead of GitHub into a temporary folder instead of /content: ``import advlib`` right after it
+    must find the clone (the editable install of a running kernel is not seen without a restart)."""
+    cell = code_cells(BOOK / "01_adversarial_examples.ipynb")[0].source
+    url = config()["repository"]["url"].rstrip("/")
+    clone = tmp_path / "content" / "advlib"
+    local = cell.replace(url + ".git", REPO.as_uri()).replace(url, REPO.as_uri()).replace("/content/advlib", str(clone))
+    assert REPO.as_uri() in local and str(clone) in local, "the cell no longer names the URL or /content/advlib"
+    script = tmp_path / "cell.py"
+    script.write_text(as_python(local))
+    runner = tmp_path / "runner.py"
+    runner.write_text(COLAB_RUNNER)
+    done = subprocess.run([sys.executable, str(runner), str(script)], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    module_file, calls = done.stdout.strip().splitlines()[-2:]
+    assert Path(module_file).resolve().is_relative_to(clone.resolve()), f"advlib imported from {module_file}"
+    assert ("pip", f"install -q -e {clone}") in eval(calls), calls
+
+
+# --- figure captions ---------------------------------------------------------------------------------------------
+
+CAPTION = re.compile(r"\*Figures? (\d+)(?: and (\d+))?\.\*")
+
+
+@pytest.mark.parametrize("ipynb", NOTEBOOKS, ids=ids(NOTEBOOKS))
+def test_every_figure_has_a_numbered_caption(ipynb):
+    cells, expected = nbformat.read(ipynb, as_version=4).cells, 1
+    for i, cell in enumerate(cells):
+        images = sum("image/png" in o.get("data", {}) for o in cell.get("outputs", []))
+        if not images:
+            continue
+        following = cells[i + 1] if i + 1 < len(cells) else None
+        m = CAPTION.match(following.source) if following is not None and following.cell_type == "markdown" else None
+        assert m, f"{ipynb.name}: the figure of cell {i} needs a markdown cell starting '*Figure {expected}.*' after it"
+        numbers = [int(g) for g in m.groups() if g]
+        assert numbers == list(range(expected, expected + images)), (
+            f"{ipynb.name}: cell {i} draws {images} figure(s) numbered {numbers}; expected from {expected}")
+        expected += images
+
+
+# --- math that renders: no list item inside an inline-math span ---------------------------------------------------
+
+LIST_START = re.compile(r"^\s*(?:[-+*]|\d+[.)])\s")
+
+
+def list_hazards(markdown: str) -> list[tuple[int, str]]:
+    """Prose lines that start like a list item (``+ ``, ``- ``, ``* ``, ``1. ``) while the paragraph they continue
+    has an odd number of ``$``: MyST would cut the inline math in two and render a bullet list."""
+    hazards, paragraph, fenced, display = [], [], False, False
+    for number, line in enumerate(markdown.splitlines(), 1):
+        stripped = line.strip()
+        if stripped.startswith(("```", "~~~")):
+            fenced, paragraph = not fenced, []
+            continue
+        if fenced:
+            continue
+        if stripped.startswith("$$"):
+            if stripped == "$$" or not (len(stripped) > 2 and stripped.endswith("$$")):
+                display = not display
+            paragraph = []
+            continue
+        if display:
+            continue
+        if not stripped:
+            paragraph = []
+            continue
+        text = re.sub(r"`[^`]*`", "", "\n".join(paragraph)).replace(r"\$", "")
+        if paragraph and LIST_START.match(line) and text.count("$") % 2:
+            hazards.append((number, line))
+        paragraph.append(line)
+    return hazards
+
+
+def test_list_hazards_are_found():
+    broken = "To first order, $\\nabla L(x + d) \\approx \\nabla L(x)\n+ H d$, and more.\n"
+    assert list_hazards(broken) == [(2, "+ H d$, and more.")]
+    assert list_hazards("Sum $a$ and\n- a real list item\n") == []
+    assert list_hazards("$$\nx = a\n+ b\n$$\n") == []
+    assert list_hazards("```python\nx = f($a\n- b)\n```\n") == []
+
+
+@pytest.mark.parametrize("md", sorted(BOOK.glob("*.md")), ids=ids(sorted(BOOK.glob("*.md"))))
+def test_no_prose_line_starts_a_list_inside_inline_math(md):
+    hazards = list_hazards(md.read_text(encoding="utf-8"))
+    assert not hazards, f"{md.name}: reflow these lines (a list marker inside inline math): {hazards}"
+
+
+BUILT = REPO / "_build" / "html" / "book"
+
+
+def unrendered_math(html: str) -> list[str]:
+    """Text of a built page, outside code, outputs' <pre> and MathJax's own spans, that still holds ``$`` or ``\\(``,
+    and list items whose text carries a stray ``$`` (the symptom of an inline-math span cut by a list marker)."""
+    bs4 = pytest.importorskip("bs4")
+    soup = bs4.BeautifulSoup(html, "html.parser")
+    for tag in soup(["script", "style", "code", "pre", "kbd", "samp"]):
+        tag.decompose()
+    for tag in soup.select(".math"):
+        tag.decompose()
+    body = soup.select_one("main") or soup.body or soup
+    problems = [f"<li>{' '.join(li.get_text(' ').split())[:80]}" for li in body.find_all("li")
+                if "$" in li.get_text() or re.match(r"\s*[A-Za-z](\s[A-Za-z])?\$", li.get_text())]
+    for node in body.find_all(string=True):
+        if "$" in node or "\\(" in node or "\\[" in node:
+            problems.append(" ".join(str(node).split())[:80])
+    return problems
+
+
+def test_unrendered_math_is_found():
+    pytest.importorskip("bs4")
+    broken = ('<main><p>To first order, $\\nabla L(x)</p><ul><li><p>H d$, and <span class="math">\\(x\\)</span></p>'
+              '</li></ul><p>fine <span class="math notranslate">\\(a\\)</span> and <code>$HOME</code></p></main>')
+    problems = unrendered_math(broken)
+    assert any(p.startswith("<li>H d$") for p in problems) and any("To first order" in p for p in problems)
+    assert unrendered_math('<main><p>ok <span class="math">\\(a + b\\)</span></p></main>') == []
+
+
+@pytest.mark.skipif(not BUILT.is_dir(), reason="no built book in _build/html: run `jupyter-book build . -W -n --keep-going`")
+@pytest.mark.parametrize("ipynb", NOTEBOOKS, ids=ids(NOTEBOOKS))
+def test_built_page_has_no_unrendered_math(ipynb):
+    page = BUILT / f"{ipynb.stem}.html"
+    assert page.exists(), f"{page.relative_to(REPO)} is missing: rebuild the book"
+    problems = unrendered_math(page.read_text(encoding="utf-8"))
+    assert not problems, f"{page.name}: math MathJax will not render: {problems[:5]}"

@@ -127,3 +127,22 @@ def test_gauss_newton_leaves_the_model_as_it_was(data):
     model.train()
     hessian.gauss_newton(model, x)
     assert model.training and all(p.requires_grad for p in model.parameters())
+
+
+def test_table_heatmaps_stack_three_legible_panels_within_page_width():
+    from advlib.notebook import best_records
+
+    records = best_records()
+    if not records:
+        pytest.skip("no committed result records under results/")
+    fig = plots.table_heatmaps(records)
+    width, height = fig.get_size_inches()
+    assert width <= 9.0 and height > width, "the three panels must stack vertically within page width"
+    axes = fig.axes
+    assert [ax.get_title() for ax in axes] == ["ours (%)", "paper (%)", "Δ = ours − paper (points)"]
+    lefts = {round(ax.get_position().x0, 2) for ax in axes}
+    tops = [ax.get_position().y0 for ax in axes]
+    assert len(lefts) == 1 and tops == sorted(tops, reverse=True), "panels are not one above the other"
+    annotations = [t for t in axes[1].texts if t.get_text()]
+    assert len(annotations) == 5 * 12 and min(t.get_fontsize() for t in annotations) >= 10
+    plt.close("all")

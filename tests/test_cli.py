@@ -40,7 +40,7 @@ def test_unknown_profile_exits_2_listing_valid_profiles(tmp_path):
     proc = python_m_advlib("reproduce", "--profile", "nope", "--out", str(tmp_path / "out"))
     assert proc.returncode == 2
     assert "unknown profile 'nope'" in proc.stderr
-    assert "valid choices: 'quick', 'medium', 'full', 'paper'" in proc.stderr
+    assert "valid choices: 'quick', 'medium', 'tour', 'full', 'paper'" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "out").exists()
 
@@ -85,12 +85,13 @@ def test_table_prints_ours_paper_and_delta(tmp_path, capsys):
     valid_record(tmp_path, "atda-mix", {r: 0.5 for r in ROWS})
     assert main(["table", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "Table 1 — ours / paper (Δ)" in out and "profile(s): synthetic" in out and "2 of 12 cells" in out
+    assert "Table 1 — ours/paper, accuracy in %" in out and "profile(s): synthetic" in out and "2 of 12 cells" in out
     assert "n_test = 8" in out
-    assert "90.0 / 92.5 (-2.5)" in out  # Madry ℓ∞ under PGD-ℓ∞
-    assert "99.0 / 98.8 (+0.2)" in out  # Madry ℓ∞ natural
-    assert "50.0 / 83.4 (-33.4)" in out  # ATDA Mix under S-O ℓ∞
-    assert "—" in out  # cells without records
+    assert "90.0/92.5" in out  # Madry ℓ∞ under PGD-ℓ∞
+    assert "99.0/98.8" in out  # Madry ℓ∞ natural
+    assert "50.0/83.4" in out  # ATDA Mix under S-O ℓ∞
+    assert "no record yet: trades-linf, madry-l2," in out  # cells without records, in CELL_ORDER
+    assert max(len(line) for line in out.splitlines()) <= 120  # fits a 120-column terminal
     for label in ("Natural", "PGD (ℓ2)", "PGD (ℓ∞)", "S-O (ℓ2)", "S-O (ℓ∞)"):
         assert label in out
     assert "norm-agnostic" in out and "12.5" in out
@@ -132,4 +133,4 @@ def test_reproduce_then_table_in_process(tmp_path, capsys, monkeypatch, mnist_ro
     assert main(["table", str(out)]) == 0
     table_out = capsys.readouterr().out
     nat = 100 * rec["accuracy"]["Natural"]
-    assert f"{nat:.1f} / 98.2 ({nat - 98.2:+.1f})" in table_out
+    assert f"{nat:.1f}/98.2" in table_out

@@ -288,3 +288,14 @@ def test_full_mnist_splits(mnist_root):
     assert train_labels.shape == (60_000,) and np.bincount(train_labels).tolist() == TRAIN_COUNTS
     assert train_labels[0] == 5  # ... and the first training digit a 5
     assert mnist_source("test", root=mnist_root, download=False).kind == "root"
+
+
+def test_fingerprint_names_the_examples_not_the_source(tmp_path, monkeypatch):
+    """The same examples from two sources share a fingerprint; other examples (a limit, other files) do not."""
+    monkeypatch.delenv("ADVLIB_DATA", raising=False)
+    packaged = data.fingerprint("test", download=False)
+    assert data.fingerprint("test", root=data.PACKAGED, download=False) == packaged
+    assert data.fingerprint("test", limit=100, download=False) != packaged
+    write_split(tmp_path, "test", 100, seed=1, gz=True)
+    assert data.fingerprint("test", root=tmp_path, download=False) != data.fingerprint("test", limit=100, download=False)
+    assert len(packaged) == 16 and int(packaged, 16) >= 0

@@ -26,7 +26,8 @@ def split_requirement(req: str) -> tuple[str, str]:
 
 def pyproject_requirements() -> dict[str, str]:
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    reqs = project["dependencies"] + project["optional-dependencies"]["test"]
+    extras = project["optional-dependencies"]
+    reqs = project["dependencies"] + extras["test"] + extras["download"]
     return dict(split_requirement(r) for r in reqs)
 
 
@@ -92,3 +93,62 @@ def test_cli_help():
     done = run_python("-m", "advlib", "--help")
     assert done.returncode == 0, done.stderr
     assert "reproduce" in done.stdout and "table" in done.stdout
+
+
+# --- the protocol notes that code, tests and book cite ship with the repository (docs/protocols.md) ---------------
+
+PROTOCOLS = REPO / "docs" / "protocols.md"
+SECTION = re.compile(r"§\s?(\d+(?:\.\d+)?)(?:[a-z]\b)?(?:\s?[-–]\s?(\d+(?:\.\d+)?))?")
+
+
+def citing_files() -> list[Path]:
+    """Where protocol sections are cited: the package, the book's sources and the README."""
+    return sorted(REPO.glob("advlib/**/*.py")) + sorted(REPO.glob("book/*.md")) + [REPO / "README.md"]
+
+
+def cited_sections(text: str, every_section: bool = False) -> set[str]:
+    """Section numbers cited as "protocols.md §N" (also "§N-M" ranges and later "§K" on the same line).
+
+    With ``every_section``, every §N of the text counts (``advlib/protocols.py`` cites the notes by bare §N)."""
+    found = set()
+    for line in text.splitlines():
+        if not every_section and "protocols.md" not in line:
+            continue
+        start = 0 if every_section else line.index("protocols.md")
+        for m in SECTION.finditer(line, start):
+            found.update(g for g in m.groups() if g)
+    return found
+
+
+def protocol_headings() -> set[str]:
+    return set(re.findall(r"^#{2,3} §(\d+(?:\.\d+)?) ", PROTOCOLS.read_text(), flags=re.M))
+
+
+def test_cited_sections_are_parsed():
+    assert cited_sections("see `docs/protocols.md` §4.2–4.3 and §7.1; paper §5 elsewhere") == {"4.2", "4.3", "7.1", "5"}
+    assert cited_sections("(protocols.md §2.1-2.2)") == {"2.1", "2.2"}
+    assert cited_sections("the paper's §5, no protocol cited") == set()
+    assert cited_sections("vectorised (§2.2a); (§4.1-4.2)", every_section=True) == {"2.2", "4.1", "4.2"}
+
+
+def test_protocol_notes_ship_with_numbered_sections():
+    assert PROTOCOLS.is_file(), "docs/protocols.md is missing"
+    headings = protocol_headings()
+    assert {"0", "1", "1.1", "6", "6.1", "6.3", "9"} <= headings, sorted(headings)
+
+
+def test_every_cited_protocol_section_exists():
+    headings, missing = protocol_headings(), []
+    for path in citing_files():
+        text = path.read_text(encoding="utf-8")
+        cited = cited_sections(text, every_section=path.name == "protocols.py")
+        missing += [f"{path.relative_to(REPO)}: §{s}" for s in sorted(cited - headings)]
+    assert not missing, f"cited but not a heading '## §N' / '### §N' of docs/protocols.md: {missing}"
+
+
+def test_nothing_points_outside_the_repository():
+    paths = sorted(REPO.glob("advlib/**/*.py")) + sorted(REPO.glob("tests/*.py")) + sorted(REPO.glob("book/*.md"))
+    outside = ("/wo" + "rk/", "../sha" + "red")  # split so that this file does not match itself
+    hits = [f"{p.relative_to(REPO)}:{i}" for p in paths
+            for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if any(s in line for s in outside)]
+    assert not hits, f"paths outside the repository: {hits}"

@@ -84,9 +84,9 @@ def strip(history):
 
 
 def test_unknown_profile_lists_the_valid_ones():
-    with pytest.raises(ValueError, match="unknown profile 'nope'; valid choices: 'quick', 'medium', 'full', 'paper'"):
+    with pytest.raises(ValueError, match="unknown profile 'nope'; valid choices: 'quick', 'medium', 'tour', 'full', 'paper'"):
         protocols.get_profile("nope")
-    with pytest.raises(ValueError, match="'quick', 'medium', 'full', 'paper'"):
+    with pytest.raises(ValueError, match="'quick', 'medium', 'tour', 'full', 'paper'"):
         rep.reproduce("nope")
 
 
@@ -114,7 +114,10 @@ def test_parse_cells_and_split_cell():
 
 
 def test_profiles_are_registered_and_consistent():
-    assert set(protocols.PROFILES) == {"quick", "medium", "full", "paper"}
+    assert set(protocols.PROFILES) == {"quick", "medium", "tour", "full", "paper"}
+    tour, medium = protocols.TOUR, protocols.MEDIUM  # the first run: medium's training, fewer test images
+    assert (tour.n_test, tour.defenses, tour.train_attack, tour.evaluation) == (
+        500, medium.defenses, medium.train_attack, medium.evaluation)
     for prof in protocols.PROFILES.values():
         assert set(prof.train_attack) == {"l2", "linf"}
         assert set(prof.defenses) == set(protocols.DEFENSES)
@@ -137,7 +140,7 @@ def test_config_hash_identifies_the_configuration():
     assert rep.config_hash(TINY) == h == rep.config_hash(replace(TINY))
     assert rep.config_hash(replace(TINY, seed=8)) != h
     assert rep.config_hash(replace(TINY, static=TrainSpec(epochs=2, batch_size=50))) != h
-    assert len({rep.config_hash(p) for p in protocols.PROFILES.values()}) == 4
+    assert len({rep.config_hash(p) for p in protocols.PROFILES.values()}) == len(protocols.PROFILES) == 5
 
 
 def test_make_defense_builds_each_defense(tensors):
@@ -165,7 +168,8 @@ def test_record_has_every_field(madry_record, tensors):
     assert rec["torch_version"] == torch.__version__
     assert rec["device"].startswith("cpu")
     assert rec["data"]["n_train"] == 100 and rec["data"]["n_test"] == 30 == rec["n_test"]
-    assert set(rec["data"]["train"]) == {"kind", "path"}
+    assert set(rec["data"]["train"]) == {"kind", "path", "fingerprint"}
+    assert rec["data"]["train"]["fingerprint"] == advlib.data.fingerprint("train", limit=100)
     wall = rec["wall_time"]
     assert set(wall) == {"static_models", "train", "evaluate", "this_run"}
     assert set(wall["evaluate"]) == set(TINY.evaluation)
@@ -203,7 +207,7 @@ def test_train_cell_loads_a_finished_checkpoint(madry_record, tensors, monkeypat
         raise AssertionError("a finished model was trained again")
 
     monkeypatch.setattr(MadryAT, "loss", boom)
-    model, info = rep.train_cell(TINY, "madry-linf", tensors, out / "checkpoints" / rep.config_hash(TINY))
+    model, info = rep.train_cell(TINY, "madry-linf", tensors, rep.checkpoint_dir(out, TINY, tensors["sources"]))
     assert info["history"] == rec["training"]
     assert rep.evaluate(model, tensors["xt"], tensors["yt"], {}, seed=0).accuracy()["Natural"] == \
         pytest.approx(rec["accuracy"]["Natural"])
@@ -296,7 +300,7 @@ def test_killed_cell_resumes_to_the_same_numbers(kill_at, tiny, atda_clean, tens
     with pytest.raises(Killed):
         rep.reproduce("tiny", cell, out=tmp_path, quiet=True)
     assert not (tmp_path / f"{cell}.json").exists()
-    ckpt = tmp_path / "checkpoints" / rep.config_hash(TINY) / f"{cell}.pt"
+    ckpt = rep.checkpoint_dir(tmp_path, TINY, tensors["sources"]) / f"{cell}.pt"
     assert ckpt.is_file()
     monkeypatch.setattr(rep, "make_defense", real)
     torch.manual_seed(1234)  # as in a new process
@@ -377,14 +381,14 @@ def test_quick_profile_one_cell_end_to_end(tmp_path, mnist_root, monkeypatch):
     again = rep.reproduce("quick", "madry-linf", out=out, quiet=True)
     assert time.perf_counter() - start < max(10.0, first_seconds / 5)
     assert path.read_bytes() == before and again["madry-linf"] == rec
-    # the table command prints ours / paper (Δ)
+    # the table command prints ours/paper per cell
     env = {**os.environ, "ADVLIB_DATA": str(mnist_root)}
     proc = subprocess.run([sys.executable, "-m", "advlib", "table", str(out)], capture_output=True, text=True,
                           cwd=REPO, env=env, timeout=900)
     assert proc.returncode == 0, proc.stderr
     ours = 100 * rec["accuracy"]["PGD-linf"]
-    assert f"{ours:.1f} / 92.5 ({ours - 92.5:+.1f})" in proc.stdout
-    assert "ours / paper (Δ)" in proc.stdout and "profile(s): quick" in proc.stdout and "1 of 12 cells" in proc.stdout
+    assert f"{ours:.1f}/92.5" in proc.stdout
+    assert "ours/paper, accuracy in %" in proc.stdout and "profile(s): quick" in proc.stdout and "1 of 12 cells" in proc.stdout
     assert "norm-agnostic" in proc.stdout
 
 
@@ -403,7 +407,7 @@ def test_a_cell_stopped_at_the_time_budget_resumes_to_the_same_numbers(tiny, atd
     got = rep.reproduce("tiny", cell, out=tmp_path, quiet=True, time_budget=60)
     assert got == {} and not (tmp_path / f"{cell}.json").exists()
     assert "stopped at the time budget after 0 of 2 epochs" in capsys.readouterr().out
-    assert (tmp_path / "checkpoints" / rep.config_hash(TINY) / f"{cell}.pt").is_file()
+    assert (rep.checkpoint_dir(tmp_path, TINY, tensors["sources"]) / f"{cell}.pt").is_file()
     monkeypatch.undo()
     monkeypatch.setitem(protocols.PROFILES, "tiny", TINY)
     monkeypatch.setattr(rep, "load_data", lambda profile, device: tensors)
@@ -457,3 +461,32 @@ def test_a_time_budget_must_be_positive(budget):
 def test_records_name_the_runtime_settings(madry_record):
     _, record = madry_record
     assert record["runtime"] == {"channels_last": True}  # on a CPU: the memory format only
+
+
+# ---------------------------------------------------------------------------------------------- data identity
+
+
+def test_a_cell_retrains_when_its_data_change_and_its_record_says_which_data(tiny, tmp_path, monkeypatch):
+    """Train a cell on the packaged MNIST, then point ADVLIB_DATA at other images: the record is recomputed,
+    the model is retrained (not loaded from the first checkpoint), and the record names the new data."""
+    from test_data import write_split
+    monkeypatch.delenv("ADVLIB_DATA", raising=False)
+    first = rep.reproduce("tiny", "madry-linf", out=tmp_path, quiet=True)["madry-linf"]
+    assert first["data"]["train"]["kind"] == "package"
+    other = tmp_path / "other"
+    for split, n in (("train", 100), ("test", 30)):
+        write_split(other, split, n, seed=11, gz=True)
+    monkeypatch.setenv("ADVLIB_DATA", str(other))
+    trained = []
+    real = rep.train_cell
+    monkeypatch.setattr(rep, "train_cell", lambda *a, **k: trained.append(a[3]) or real(*a, **k))
+    with pytest.warns(UserWarning, match="other train data"):
+        second = rep.reproduce("tiny", "madry-linf", out=tmp_path, quiet=True)["madry-linf"]
+    assert second["data"]["train"]["kind"] == "env" and second["data"]["train"]["path"] == str(other.resolve())
+    assert second["data"]["train"]["fingerprint"] == advlib.data.fingerprint("train", limit=100)
+    assert second["data"]["train"]["fingerprint"] != first["data"]["train"]["fingerprint"]
+    new_fp, old_fp = second["data"]["train"]["fingerprint"][:8], first["data"]["train"]["fingerprint"][:8]
+    assert {p.name for p in (tmp_path / "checkpoints").iterdir()} == {
+        f"{rep.config_hash(TINY)}-{old_fp}", f"{rep.config_hash(TINY)}-{new_fp}"}
+    assert [folder.name for folder in trained] == [f"{rep.config_hash(TINY)}-{new_fp}"]  # trained afresh
+    assert second["training"] != first["training"]

@@ -1,6 +1,6 @@
 """ATDA (Song et al., 2019): adversarial training with domain adaptation on the logits.
 
-Exactly as the official code JHL-HUST/ATDA (``tf_utils.py:L64-94``, ``loss.py:L53-105``; protocols.md §4.2-4.3):
+Exactly as the official code JHL-HUST/ATDA (``tf_utils.py:L64-94``, ``loss.py:L53-105``; docs/protocols.md §4.2-4.3):
 loss = CE(x) + CE(x_adv) + ⅓·(CORAL + MMD + margin), where CORAL is the L1-mean difference of the
 *unnormalised* scatter matrices, MMD the L1-mean difference of the logit means, and the margin loss uses
 non-trainable class centres (zero-initialised, updated centre-loss style at α = 0.1).

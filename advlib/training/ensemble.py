@@ -1,6 +1,6 @@
 """Ensemble adversarial training (Tramèr et al., 2018): adversarial examples from a randomly drawn source.
 
-Anchor: ftramer/ensemble-adv-training ``tf_utils.py:L59-127`` (protocols.md §3.3): per batch, one source
+Anchor: ftramer/ensemble-adv-training ``tf_utils.py:L59-127`` (docs/protocols.md §3.3): per batch, one source
 is drawn uniformly from {static models…, the model being trained}; loss 0.5·CE(x) + 0.5·CE(x_adv).
 REPRO CHOICE (§3.5): each source crafts PGD in the training norm with true labels (Tramèr: FGSM).
 """

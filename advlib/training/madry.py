@@ -1,7 +1,7 @@
 """Madry et al. (2018) PGD adversarial training: minimise CE on PGD examples only.
 
 Anchor: MadryLab/mnist_challenge ``train.py:L83,L117`` (the update uses adversarial examples only) with
-Adam (protocols.md §1.2). The mean CE replaces TF's summed CE; Adam is nearly invariant to that scale.
+Adam (docs/protocols.md §1.2). The mean CE replaces TF's summed CE; Adam is nearly invariant to that scale.
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """TRADES (Zhang et al., 2019): CE(f(x), y) + β · KL(f(x) ‖ f(x_adv)), x_adv maximising that KL.
 
-Anchor: yaodongyu/TRADES ``trades.py`` (protocols.md §2.1-2.2): the inner maximisation runs in eval mode
+Anchor: yaodongyu/TRADES ``trades.py`` (docs/protocols.md §2.1-2.2): the inner maximisation runs in eval mode
 from x + 0.001·N(0, I), with sign steps (ℓ∞) or g/‖g‖₂ steps and ℓ2 projection (ℓ2, the paper-era
 version, vectorised); the outer loss is CE_mean + β·KL_sum/B with gradients through both f(x) terms.
 """
