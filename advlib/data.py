@@ -170,8 +170,13 @@ def fingerprint(split: str = "train", *, limit: int | None = None, root: str | P
     """16 hex digits identifying the examples ``load_mnist(split, limit=limit)`` returns (their pixels and labels),
     whatever the source: checkpoints and records are keyed by it, so a model never serves other data."""
     images, labels, _ = locate_and_read(split, root, download)
+    return fingerprint_of(images[:limit], labels[:limit])
+
+
+def fingerprint_of(images: np.ndarray, labels: np.ndarray) -> str:
+    """``fingerprint`` of raw uint8 images and labels already read (by ``locate_and_read``)."""
     digest = hashlib.sha256()
-    for array in (images[:limit], labels[:limit]):
+    for array in (images, labels):
         digest.update(str(array.shape).encode())
         digest.update(np.ascontiguousarray(array, dtype=np.uint8).tobytes())
     return digest.hexdigest()[:16]

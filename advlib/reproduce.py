@@ -46,8 +46,11 @@ def config_hash(profile: Profile) -> str:
 def data_identity(profile: Profile) -> dict[str, dict]:
     """Per split: where the profile's data come from (``kind``, ``path``) and the ``fingerprint`` of exactly the
     examples it uses (``advlib.data.fingerprint``)."""
-    limits = {"train": profile.n_train, "test": profile.n_test}
-    return {s: {**vars(data.mnist_source(s)), "fingerprint": data.fingerprint(s, limit=limits[s])} for s in data.SPLITS}
+    limits, out = {"train": profile.n_train, "test": profile.n_test}, {}
+    for split in data.SPLITS:  # one read per split gives both the source and the fingerprint
+        images, labels, source = data.locate_and_read(split)
+        out[split] = {**vars(source), "fingerprint": data.fingerprint_of(images[:limits[split]], labels[:limits[split]])}
+    return out
 
 
 def checkpoint_dir(out: Path, profile: Profile, sources: dict[str, dict]) -> Path:
