@@ -13,7 +13,7 @@ from advlib import protocols, records, runtime
 from advlib.protocols import Profile
 
 PROFILE_ENV = "ADVLIB_PROFILE"
-RECORD_ORDER = ("full", "medium", "quick")
+RECORD_ORDER = ("full", "large", "medium", "quick")
 
 
 @dataclass
@@ -51,7 +51,7 @@ def results_root() -> Path:
 
 
 def best_records(root: str | Path | None = None) -> dict[str, dict]:
-    """One record per cell: the full profile's where present, else medium's, else quick's (each says its profile)."""
+    """One record per cell: the best profile that has one (``RECORD_ORDER``: full, large, medium, quick); each says its profile."""
     root = Path(root) if root is not None else results_root()
     best: dict[str, dict] = {}
     for name in RECORD_ORDER:

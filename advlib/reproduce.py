@@ -43,6 +43,18 @@ def config_hash(profile: Profile) -> str:
     return hashlib.sha256(json.dumps(profile.config(), sort_keys=True).encode()).hexdigest()[:8]
 
 
+#: Profile fields that do not change what is trained (evaluation and prose): a change to them keeps the trained
+#: models (checkpoints).
+EVALUATION_FIELDS = ("name", "description", "n_test", "evaluation", "notes")
+
+
+def training_hash(profile: Profile) -> str:
+    """8 hex digits identifying what a profile *trains* (its config without ``EVALUATION_FIELDS``): names its
+    checkpoints, so that a new evaluation re-uses trained models instead of retraining them."""
+    config = {k: v for k, v in profile.config().items() if k not in EVALUATION_FIELDS}
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]
+
+
 def data_identity(profile: Profile) -> dict[str, dict]:
     """Per split: where the profile's data come from (``kind``, ``path``) and the ``fingerprint`` of exactly the
     examples it uses (``advlib.data.fingerprint``)."""
@@ -54,9 +66,10 @@ def data_identity(profile: Profile) -> dict[str, dict]:
 
 
 def checkpoint_dir(out: Path, profile: Profile, sources: dict[str, dict]) -> Path:
-    """Where a profile's checkpoints live: keyed by its configuration *and* its training data, so that a model
-    trained on other data (another source, another subset) is never reused."""
-    return out / "checkpoints" / f"{config_hash(profile)}-{sources['train']['fingerprint'][:8]}"
+    """Where a profile's checkpoints live: keyed by its training configuration (``training_hash``) *and* its training
+    data, so that a model trained otherwise or on other data (another source, another subset) is never reused,
+    while a profile that differs only in its evaluation (``tour`` vs ``medium``, a new attack row) shares them."""
+    return out / "checkpoints" / f"{training_hash(profile)}-{sources['train']['fingerprint'][:8]}"
 
 
 def load_data(profile: Profile, device: torch.device) -> dict:

@@ -40,7 +40,7 @@ def test_unknown_profile_exits_2_listing_valid_profiles(tmp_path):
     proc = python_m_advlib("reproduce", "--profile", "nope", "--out", str(tmp_path / "out"))
     assert proc.returncode == 2
     assert "unknown profile 'nope'" in proc.stderr
-    assert "valid choices: 'quick', 'medium', 'tour', 'full', 'paper'" in proc.stderr
+    assert "valid choices: 'quick', 'medium', 'tour', 'large', 'full', 'paper'" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "out").exists()
 
