@@ -18,11 +18,13 @@ Claims (Li, Chen, Wang, Carin 2019, §5):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import pandas as pd
 
-from advlib import protocols, records as _records, table
+from advlib import comparisons, protocols, table
+from advlib.protocols import NORM_LABELS, split_cell
+from advlib.stats import format_p
+from advlib.verdict import Verdict, coverage, grade, percent_text, provenance
 
 #: Own-norm PGD accuracy (%) at or above which a model counts as robust (the paper's four cells: ≥ 91.7 %).
 ROBUST = 80.0
@@ -38,11 +40,6 @@ BARELY = 30.0
 FIX_GAIN = 10.0
 #: Largest |S-O − PGD| (points) that counts as "similar".
 SIMILAR = 5.0
-#: Significance level of the paired sign test, and the margin (points) used when records carry no masks.
-ALPHA = 0.05
-MARGIN = 1.0
-
-VERDICTS = ("supported", "partly supported", "not supported", "no records")
 STATEMENTS = {
     1: "Madry and TRADES are robust to PGD in their own training norm",
     2: "S-O breaks ℓ∞-trained Madry/TRADES in ℓ2 (cross-norm) while PGD-ℓ2 does not",
@@ -50,131 +47,10 @@ STATEMENTS = {
     4: "ensemble AT and ATDA partly fix the issue",
     5: "PGD and S-O give similar accuracy on ensemble-trained models",
 }
-NORMS = ("l2", "linf")
-NORM_LABELS = {"l2": "ℓ2", "linf": "ℓ∞", "mix": "Mix"}
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """One claim's verdict (one of ``VERDICTS``) and the evidence behind it, in words with numbers."""
-
-    claim: int
-    statement: str
-    verdict: str
-    evidence: str
-
-
-def label(record: dict) -> str:
-    """``"medium, n=1000"``: the profile and test-set size every number must carry."""
-    return f"{record['profile']}, n={record['n_test']}"
-
-
-def provenance(records: dict[str, dict]) -> str:
-    """One line saying which profiles and test sizes the records come from and how many cells exist."""
-    if not records:
-        return f"no records (0 of {len(protocols.CELLS)} cells)"
-    groups: dict[str, list[str]] = {}
-    for cell, rec in records.items():
-        groups.setdefault(label(rec), []).append(cell)
-    parts = [f"{key}: {len(cells)} cell{'s' * (len(cells) != 1)}" for key, cells in sorted(groups.items())]
-    return f"{len(records)} of {len(protocols.CELLS)} cells — " + "; ".join(parts)
-
-
-def _pct(record: dict, entry: str) -> float:
-    return 100.0 * record["accuracy"][entry] if entry in record["accuracy"] else float("nan")
-
-
-def sign_test(b: int, c: int) -> float:
-    """Two-sided exact sign test (McNemar) p-value for ``b`` vs ``c`` discordant pairs (1.0 when b + c = 0)."""
-    n = b + c
-    if n == 0:
-        return 1.0
-    tail = sum(math.comb(n, k) for k in range(min(b, c) + 1)) / 2 ** n
-    return min(1.0, 2.0 * tail)
-
-
-def format_p(p: float) -> str:
-    """A p-value for text: two significant digits, or "< 1e-300" where it underflows a float to 0."""
-    return "< 1e-300" if p == 0 else f"= {p:.2g}"
-
-
-def _discordant(record: dict, pgd: str, so: str) -> tuple[int, int] | None:
-    """(#PGD right & S-O wrong, #S-O right & PGD wrong) from the per-example masks, or None without masks."""
-    masks = record.get("masks") or {}
-    if pgd not in masks or so not in masks:
-        return None
-    n = record["n_test"]
-    a, b = _records.unpack_mask(masks[pgd], n), _records.unpack_mask(masks[so], n)
-    return int((a & ~b).sum()), int((b & ~a).sum())
-
-
-def so_vs_pgd(records: dict[str, dict], alpha: float = ALPHA, margin: float = MARGIN) -> pd.DataFrame:
-    """PGD vs S-O accuracy (%) per cell and attack norm, with a paired test of which is stronger.
-
-    Columns: cell, defense, train_norm, attack_norm, cross_norm (train norm is the other single norm),
-    profile, n_test, pgd, so, delta (so − pgd, points), so_only (#examples only S-O breaks), pgd_only
-    (#only PGD breaks), p (two-sided sign test on those), so_stronger: S-O accuracy lower and p < ``alpha``
-    (without masks: lower by more than ``margin`` points); pgd_stronger: the same test the other way round.
-    """
-    rows = []
-    for cell, rec in records.items():
-        defense, train_norm = cell.split("-")
-        for norm in NORMS:
-            pgd_name, so_name = f"PGD-{norm}", f"SO-{norm}"
-            if pgd_name not in rec["accuracy"] or so_name not in rec["accuracy"]:
-                continue
-            pgd, so = _pct(rec, pgd_name), _pct(rec, so_name)
-            pairs = _discordant(rec, pgd_name, so_name)
-            so_only, pgd_only = pairs if pairs is not None else (None, None)
-            p = sign_test(*pairs) if pairs is not None else float("nan")
-            stronger = (so < pgd and p < alpha) if pairs is not None else (so < pgd - margin)
-            weaker = (so > pgd and p < alpha) if pairs is not None else (so > pgd + margin)
-            rows.append({"cell": cell, "defense": defense, "train_norm": train_norm, "attack_norm": norm,
-                         "cross_norm": train_norm in NORMS and train_norm != norm, "profile": rec["profile"],
-                         "n_test": rec["n_test"], "pgd": pgd, "so": so, "delta": so - pgd,
-                         "so_only": so_only, "pgd_only": pgd_only, "p": p, "so_stronger": bool(stronger),
-                         "pgd_stronger": bool(weaker)})
-    columns = ["cell", "defense", "train_norm", "attack_norm", "cross_norm", "profile", "n_test", "pgd", "so",
-               "delta", "so_only", "pgd_only", "p", "so_stronger", "pgd_stronger"]
-    return pd.DataFrame(rows, columns=columns)
-
-
-def so_vs_pgd_summary(frame: pd.DataFrame) -> str:
-    """A plain sentence: on which recorded cross-norm cells S-O beats PGD, from a ``so_vs_pgd`` frame."""
-    cross = frame[frame["cross_norm"]]
-    if cross.empty:
-        return "No cross-norm cell (ℓ2- or ℓ∞-trained model attacked in the other norm) is recorded yet."
-    wins = cross[cross["so_stronger"]]
-    where = lambda part: ", ".join(f"{r.cell} in {NORM_LABELS[r.attack_norm]}" for r in part.itertuples())
-    losses = cross[cross["pgd_stronger"]]
-    reverse = f" PGD is the stronger attack on {where(losses)}." if len(losses) else ""
-    if len(wins) == len(cross):
-        return f"S-O beats PGD on every recorded cross-norm cell ({len(cross)} of {len(cross)}: {where(wins)})."
-    if wins.empty:
-        return f"S-O does not beat PGD on any recorded cross-norm cell (0 of {len(cross)}: {where(cross)})." + reverse
-    return (f"S-O beats PGD on {len(wins)} of {len(cross)} recorded cross-norm cells ({where(wins)}); "
-            f"it does not on {where(cross[~cross['so_stronger']])}." + reverse)
-
-
-def _fmt(value: float) -> str:
-    return "not recorded" if math.isnan(value) else f"{value:.1f} %"
 
 
 def _agnostic(record: dict) -> float:
     return 100.0 * record["norm_agnostic"]
-
-
-def _grade(ok: int, total: int) -> str:
-    if total == 0:
-        return "no records"
-    if ok == total:
-        return "supported"
-    return "partly supported" if ok > 0 else "not supported"
-
-
-def _coverage(found: int, needed: int) -> str:
-    verb = "is" if found == 1 else "are"
-    return "" if found == needed else f" (only {found} of the {needed} cells this claim needs {verb} recorded)"
 
 
 def claim1(records: dict[str, dict], robust: float = ROBUST, holds: float = HOLDS) -> tuple[pd.DataFrame, Verdict]:
@@ -182,9 +58,9 @@ def claim1(records: dict[str, dict], robust: float = ROBUST, holds: float = HOLD
 
     Supported if every recorded cell is robust; partly if at least one holds (≥ ``holds`` %); else not.
     """
-    cells = [f"{d}-{n}" for d in ("madry", "trades") for n in NORMS]
+    cells = [f"{d}-{n}" for d in ("madry", "trades") for n in comparisons.NORMS]
     rows = [{"cell": c, "profile": records[c]["profile"], "n_test": records[c]["n_test"],
-             "natural": _pct(records[c], "Natural"), "own_norm_pgd": _pct(records[c], f"PGD-{c.split('-')[1]}")}
+             "natural": comparisons.percent(records[c], "Natural"), "own_norm_pgd": comparisons.percent(records[c], f"PGD-{split_cell(c)[1]}")}
             for c in cells if c in records]
     frame = pd.DataFrame(rows, columns=["cell", "profile", "n_test", "natural", "own_norm_pgd"])
     frame["robust"] = frame["own_norm_pgd"] >= robust
@@ -195,7 +71,7 @@ def claim1(records: dict[str, dict], robust: float = ROBUST, holds: float = HOLD
     text = "; ".join(f"{r.cell}: {r.own_norm_pgd:.1f} % under own-norm PGD ({r.profile}, n={r.n_test})"
                      for r in frame.itertuples())
     text += f". Robust means ≥ {robust:.0f} % (the paper's four cells are ≥ 91.7 %): {n_robust} of {len(frame)}"
-    return frame, Verdict(1, STATEMENTS[1], verdict, text + _coverage(len(frame), len(cells)) + ".")
+    return frame, Verdict(1, STATEMENTS[1], verdict, text + coverage(len(frame), len(cells)) + ".")
 
 
 def claim2(records: dict[str, dict], holds: float = HOLDS, drop: float = BREAK_DROP) -> tuple[pd.DataFrame, Verdict]:
@@ -205,7 +81,7 @@ def claim2(records: dict[str, dict], holds: float = HOLDS, drop: float = BREAK_D
     part fails: PGD-ℓ2 already breaking the model, or S-O not beating it).
     """
     cells = ["madry-linf", "trades-linf"]
-    frame = so_vs_pgd({c: records[c] for c in cells if c in records})
+    frame = comparisons.so_vs_pgd({c: records[c] for c in cells if c in records})
     frame = frame[frame["attack_norm"] == "l2"].reset_index(drop=True)
     frame["pgd_holds"] = frame["pgd"] >= holds
     frame["so_breaks"] = frame["delta"] <= -drop
@@ -222,8 +98,8 @@ def claim2(records: dict[str, dict], holds: float = HOLDS, drop: float = BREAK_D
         test = "" if math.isnan(r.p) else f", paired sign test p {format_p(r.p)}"
         parts.append(f"{r.cell}: PGD-ℓ2 {r.pgd:.1f} %, S-O-ℓ2 {r.so:.1f} % (Δ {r.delta:+.1f} points{test}; "
                      f"{r.profile}, n={r.n_test})" + (" — " + " and ".join(why) if why else ""))
-    return frame, Verdict(2, STATEMENTS[2], _grade(ok, len(frame)),
-                          "; ".join(parts) + _coverage(len(frame), len(cells)) + ".")
+    return frame, Verdict(2, STATEMENTS[2], grade(ok, len(frame)),
+                          "; ".join(parts) + coverage(len(frame), len(cells)) + ".")
 
 
 def claim3(records: dict[str, dict], unsatisfying: float = UNSATISFYING,
@@ -251,13 +127,13 @@ def claim3(records: dict[str, dict], unsatisfying: float = UNSATISFYING,
     judged = frame[frame["defense"].isin(["madry", "trades"])]
     if judged.empty:
         return frame, Verdict(3, STATEMENTS[3], "no records", "neither madry-mix nor trades-mix is recorded")
-    parts = [f"{r.defense}: Mix {r.mix:.1f} % norm-agnostic vs ℓ2 {_fmt(r.l2)} / ℓ∞ {_fmt(r.linf)} "
+    parts = [f"{r.defense}: Mix {r.mix:.1f} % norm-agnostic vs ℓ2 {percent_text(r.l2)} / ℓ∞ {percent_text(r.linf)} "
              f"(gain {'unknown' if math.isnan(r.gain) else f'{r.gain:+.1f} points'}; {r.profile}, n={r.n_test})"
              for r in judged.itertuples()]
     text = "; ".join(parts)
     text += f". Barely helps means Mix stays < {unsatisfying:.0f} % and gains < {barely:.0f} points"
-    return frame, Verdict(3, STATEMENTS[3], _grade(int(judged["barely_helps"].sum()), len(judged)),
-                          text + _coverage(len(judged), 2) + ".")
+    return frame, Verdict(3, STATEMENTS[3], grade(int(judged["barely_helps"].sum()), len(judged)),
+                          text + coverage(len(judged), 2) + ".")
 
 
 def claim4(records: dict[str, dict], gain: float = FIX_GAIN) -> tuple[pd.DataFrame, Verdict]:
@@ -268,10 +144,10 @@ def claim4(records: dict[str, dict], gain: float = FIX_GAIN) -> tuple[pd.DataFra
     group has no recorded cell. ℓ2 training is left out: in the paper every ℓ2-trained model falls to
     about 0 % under ℓ∞ attacks, so the paper claims no fix there.
     """
-    rows = [{"cell": c, "defense": c.split("-")[0], "train_norm": c.split("-")[1],
-             "group": "ensemble/ATDA" if c.split("-")[0] in ("ensemble", "atda") else "Madry/TRADES",
+    rows = [{"cell": c, "defense": split_cell(c)[0], "train_norm": split_cell(c)[1],
+             "group": "ensemble/ATDA" if split_cell(c)[0] in ("ensemble", "atda") else "Madry/TRADES",
              "profile": records[c]["profile"], "n_test": records[c]["n_test"], "norm_agnostic": _agnostic(records[c])}
-            for c in protocols.CELLS if c in records and c.split("-")[1] in ("linf", "mix")]
+            for c in protocols.CELLS if c in records and split_cell(c)[1] in ("linf", "mix")]
     frame = pd.DataFrame(rows, columns=["cell", "defense", "train_norm", "group", "profile", "n_test", "norm_agnostic"])
     means = frame.groupby("group")["norm_agnostic"].mean()
     if len(means) < 2:
@@ -285,7 +161,7 @@ def claim4(records: dict[str, dict], gain: float = FIX_GAIN) -> tuple[pd.DataFra
             f"vs Madry/TRADES {means['Madry/TRADES']:.1f} % (gain {diff:+.1f} points; a fix needs ≥ {gain:.0f}); "
             f"the best ensemble/ATDA cell reaches {best:.1f} % ({provenance({c: records[c] for c in frame['cell']})})")
     return frame, Verdict(4, STATEMENTS[4], "supported" if diff >= gain else "not supported",
-                          text + _coverage(len(frame), 8) + ".")
+                          text + coverage(len(frame), 8) + ".")
 
 
 def claim5(records: dict[str, dict], similar: float = SIMILAR) -> tuple[pd.DataFrame, Verdict]:
@@ -293,7 +169,7 @@ def claim5(records: dict[str, dict], similar: float = SIMILAR) -> tuple[pd.DataF
 
     Supported if every recorded pair is similar; partly if at least half are; else not.
     """
-    frame = so_vs_pgd({c: r for c, r in records.items() if c.startswith("ensemble-")})
+    frame = comparisons.so_vs_pgd({c: r for c, r in records.items() if c.startswith("ensemble-")})
     frame["similar"] = frame["delta"].abs() <= similar
     if frame.empty:
         return frame, Verdict(5, STATEMENTS[5], "no records", "no ensemble cell is recorded")
@@ -303,7 +179,7 @@ def claim5(records: dict[str, dict], similar: float = SIMILAR) -> tuple[pd.DataF
              for r in frame.itertuples()]
     text = (f"{ok} of {len(frame)} pairs within {similar:.0f} points — " + "; ".join(parts)
             + f" ({provenance({c: records[c] for c in frame['cell'].unique()})})")
-    return frame, Verdict(5, STATEMENTS[5], verdict, text + _coverage(frame["cell"].nunique(), 3) + ".")
+    return frame, Verdict(5, STATEMENTS[5], verdict, text + coverage(frame["cell"].nunique(), 3) + ".")
 
 
 CLAIMS = {1: claim1, 2: claim2, 3: claim3, 4: claim4, 5: claim5}
@@ -327,39 +203,3 @@ def paper_records() -> dict[str, dict]:
         out[f"{defense}-{norm}"] = {"cell": f"{defense}-{norm}", "profile": "paper-table", "n_test": 10_000,
                                     "accuracy": acc, "norm_agnostic": min(acc.values()), "masks": {}, "training": []}
     return out
-
-
-#: The REPRO CHOICES that concern how models are trained (the rest concern evaluation).
-TRAINING_CHOICES = ("model init", "ε warm-up", "data split", "PGD-ℓ2 training/eval", "mix", "TRADES β",
-                    "TRADES ℓ2 inner step", "TRADES model/optimiser", "ensemble sources", "ensemble attack",
-                    "ATDA attack", "ATDA loss", "batch size", "optimiser", "reduced step counts")
-
-
-def repro_choices(keys: tuple[str, ...] | None = None) -> pd.DataFrame:
-    """``advlib.protocols.REPRO_CHOICES`` (or the listed ``keys``) as a two-column table: choice, what advlib does."""
-    keys = tuple(protocols.REPRO_CHOICES) if keys is None else keys
-    unknown = [k for k in keys if k not in protocols.REPRO_CHOICES]
-    if unknown:
-        raise ValueError(f"unknown REPRO CHOICE(s) {unknown}; valid: {', '.join(protocols.REPRO_CHOICES)}")
-    return pd.DataFrame({"choice": list(keys), "what advlib does": [protocols.REPRO_CHOICES[k] for k in keys]})
-
-
-def attack_union(records: dict[str, dict]) -> pd.DataFrame:
-    """Per cell and norm: accuracy (%) under PGD, under S-O, and under *either* (per-example worst case of the two).
-
-    ``gain`` is how many points S-O adds to PGD when both are run and an example counts as robust only if it
-    survives both (the AutoAttack way of combining attacks). Needs per-example masks; cells without are skipped.
-    """
-    rows = []
-    for cell, rec in records.items():
-        for norm in NORMS:
-            pgd_name, so_name = f"PGD-{norm}", f"SO-{norm}"
-            masks = rec.get("masks") or {}
-            if pgd_name not in masks or so_name not in masks:
-                continue
-            n = rec["n_test"]
-            a, b = _records.unpack_mask(masks[pgd_name], n), _records.unpack_mask(masks[so_name], n)
-            pgd, either = 100.0 * a.float().mean().item(), 100.0 * (a & b).float().mean().item()
-            rows.append({"cell": cell, "attack_norm": norm, "profile": rec["profile"], "n_test": n, "pgd": pgd,
-                         "so": 100.0 * b.float().mean().item(), "either": either, "gain": pgd - either})
-    return pd.DataFrame(rows, columns=["cell", "attack_norm", "profile", "n_test", "pgd", "so", "either", "gain"])

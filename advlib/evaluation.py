@@ -14,30 +14,17 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from advlib import _checks
-from advlib.attacks import Trace, default_batch_size, pgd, second_order
-from advlib.protocols import AttackSpec
-
-
-def run_attack(spec: AttackSpec, model: nn.Module, x: Tensor, y: Tensor, *, generator: torch.Generator | None = None,
-               trace: Trace | None = None, batch_size: int | None = None) -> Tensor:
-    """Run the attack a spec describes ("pgd" or "so")."""
-    _checks.choice("attack kind", spec.kind, ("pgd", "so"))
-    common = {"norm": spec.norm, "eps": spec.eps, "steps": spec.steps, "step_size": spec.step_size,
-              "generator": generator, "trace": trace, "batch_size": batch_size}
-    if spec.kind == "pgd":
-        return pgd(model, x, y, random_start=spec.random_start, **common)
-    return second_order(model, x, y, sigma=spec.sigma, samples=spec.samples, linf_step=spec.linf_step, **common)
+from advlib.attacks import Trace, default_batch_size, traced_attack
+from advlib.context import frozen
+from advlib.specs import AttackSpec
 
 
 @torch.no_grad()
 def predict(model: nn.Module, x: Tensor, batch_size: int | None = None) -> Tensor:
-    """Argmax predictions ``[N]`` in eval mode, chunked (restores the model's mode)."""
-    was = model.training
-    model.eval()
+    """Argmax predictions ``[N]``, the model frozen (eval mode) and restored, in chunks."""
     size = batch_size or default_batch_size(x.device)
-    out = torch.cat([model(x[i:i + size]).argmax(1) for i in range(0, x.shape[0], size)])
-    model.train(was)
-    return out
+    with frozen(model):
+        return torch.cat([model(x[i:i + size]).argmax(1) for i in range(0, x.shape[0], size)])
 
 
 @dataclass
@@ -68,9 +55,8 @@ def evaluate(model: nn.Module, x: Tensor, y: Tensor, attacks: dict[str, AttackSp
     for name, spec in tqdm(attacks.items(), desc="evaluate", disable=quiet, leave=False):
         start = time.perf_counter()
         generator = torch.Generator(device=x.device).manual_seed(seed)
-        trace = Trace()
-        x_adv = run_attack(spec, model, x, y, generator=generator, trace=trace, batch_size=batch_size)
-        result.correct[name] = predict(model, x_adv, batch_size) == y
-        result.traces[name] = trace
+        attacked = traced_attack(spec, model, x, y, generator=generator, batch_size=batch_size)
+        result.correct[name] = predict(model, attacked.x_adv, batch_size) == y
+        result.traces[name] = attacked.trace
         result.seconds[name] = time.perf_counter() - start
     return result

@@ -20,8 +20,8 @@ import torch
 from torch import Tensor, nn
 
 from advlib import lp
-from advlib.attacks import LossFn, input_gradient
 from advlib.context import frozen
+from advlib.gradients import LossFn, input_gradient
 
 #: ``ADVLIB_CUDA_GRAPHS=0`` switches graph replay off (every attack then runs eagerly, as on a CPU).
 ENV = "ADVLIB_CUDA_GRAPHS"
@@ -38,7 +38,7 @@ def ascent_loop(model: nn.Module, x: Tensor, target: Tensor, start: Tensor, eps:
     x_adv = start
     for _ in range(steps):
         g = input_gradient(model, x_adv, target, loss)[0]
-        x_adv = lp.project_feasible(x_adv + step_size * lp.steepest_ascent(g, norm), x, norm, eps)
+        x_adv = lp.ascent_step(x_adv, g, x, norm=norm, eps=eps, step_size=step_size)
     return x_adv.detach()
 
 

@@ -74,3 +74,10 @@ def project_feasible(x_adv: Tensor, x: Tensor, norm: str, eps: float) -> Tensor:
     The clamp only moves coordinates towards ``x`` (which lies in [0,1]), so it never leaves the ball.
     """
     return clamp_unit(x + project(x_adv - x, norm, eps))
+
+
+def ascent_step(x_adv: Tensor, g: Tensor, x: Tensor, *, norm: str, eps: Tensor | float, step_size: Tensor | float,
+                step_norm: str | None = None) -> Tensor:
+    """One projected steepest-ascent step: along ``g``'s steepest-ascent direction in ``step_norm`` (default
+    ``norm``), then back into the ε-ball around ``x`` and [0,1]. The step of every attack in advlib."""
+    return project_feasible(x_adv + step_size * steepest_ascent(g, step_norm or norm), x, norm, eps)

@@ -10,6 +10,7 @@ import seaborn as sns
 from torch import Tensor
 
 from advlib import table
+from advlib.protocols import NORM_LABELS, split_cell
 
 
 def _img(ax, image: Tensor, title: str = "", cmap: str = "gray", vlim: float | None = None) -> None:
@@ -114,7 +115,7 @@ def lines(frame: pd.DataFrame, x: str, y: str, hue: str, logx: bool = False, tit
 
 def training_curves(records: Mapping[str, dict], metric: str = "loss") -> plt.Figure:
     """Per-epoch training ``metric`` of each cell, one panel per defense."""
-    rows = [{"epoch": r["epoch"], metric: r.get(metric, np.nan), "defense": c.split("-")[0], "norm": c.split("-")[1]}
+    rows = [{"epoch": r["epoch"], metric: r.get(metric, np.nan), "defense": split_cell(c)[0], "norm": split_cell(c)[1]}
             for c, rec in records.items() for r in rec["training"]]
     grid = sns.relplot(pd.DataFrame(rows), x="epoch", y=metric, hue="norm", col="defense", kind="line",
                        marker="o", height=2.6, aspect=1.0)
@@ -128,7 +129,7 @@ def table_heatmaps(records: Mapping[str, dict]) -> plt.Figure:
     labels = [table.LABELS[r] for r in ours.index]
     # the norm under every column, the defense once under the middle column of its group (no overlapping names)
     norms = list(dict.fromkeys(n for _, n in ours.columns))
-    cols = [f"{table.NORM_LABELS[n]}\n{d if n == norms[len(norms) // 2] else ''}" for d, n in ours.columns]
+    cols = [f"{NORM_LABELS[n]}\n{d if n == norms[len(norms) // 2] else ''}" for d, n in ours.columns]
     fig, axes = plt.subplots(3, 1, figsize=(9, 11.5))
     for ax, frame, title, cmap, center in ((axes[0], ours, "ours (%)", "viridis", None),
                                            (axes[1], paper, "paper (%)", "viridis", None),
@@ -180,7 +181,7 @@ def training_schedule(eps: pd.DataFrame, norms: Sequence[str]) -> plt.Figure:
 
 
 def attack_scatter(frame: pd.DataFrame) -> plt.Figure:
-    """PGD vs S-O accuracy (%) per cell and attack norm (a ``claims.so_vs_pgd`` frame); below the diagonal,
+    """PGD vs S-O accuracy (%) per cell and attack norm (a ``comparisons.so_vs_pgd`` frame); below the diagonal,
     S-O is the stronger attack. Cross-norm cells (model trained in the other single norm) are filled and named."""
     fig, ax = plt.subplots(figsize=(5.2, 5))
     ax.plot([0, 100], [0, 100], color="gray", lw=1, ls="--")
@@ -191,7 +192,7 @@ def attack_scatter(frame: pd.DataFrame) -> plt.Figure:
             if len(sub):
                 ax.scatter(sub["pgd"], sub["so"], marker=marker, facecolors=face,
                            edgecolors=f"C{0 if norm == 'l2' else 1}", color=f"C{0 if norm == 'l2' else 1}",
-                           label=f"{table.NORM_LABELS[norm]} attacks, {'cross-norm' if cross else 'other'} cells")
+                           label=f"{NORM_LABELS[norm]} attacks, {'cross-norm' if cross else 'other'} cells")
         for r in part[part["cross_norm"]].itertuples():
             ax.annotate(r.cell, (r.pgd, r.so), fontsize=7, xytext=(3, 3), textcoords="offset points")
     ax.set_xlim(-3, 103)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 
 from advlib import _checks
+from advlib.specs import EPS, AttackSpec
 
 DEFENSES = ("madry", "trades", "ensemble", "atda")
 TRAIN_NORMS = ("l2", "linf", "mix")
@@ -22,22 +23,9 @@ CELLS = tuple(f"{d}-{n}" for d in DEFENSES for n in TRAIN_NORMS)
 CELL_ORDER = ("madry-linf", "trades-linf", "madry-l2", "trades-l2", "madry-mix", "trades-mix",
               "ensemble-linf", "ensemble-l2", "ensemble-mix", "atda-linf", "atda-l2", "atda-mix")
 ROWS = ("Natural", "PGD-l2", "PGD-linf", "SO-l2", "SO-linf")
-EPS = {"l2": 4.0, "linf": 0.3}  # per paper, §5: ℓ2 ≤ 4.0, ℓ∞ ≤ 0.3
-
-
-@dataclass(frozen=True)
-class AttackSpec:
-    """One attack: ``kind`` "pgd" or "so" (second order), its norm and hyper-parameters."""
-
-    kind: str
-    norm: str
-    eps: float
-    steps: int
-    step_size: float
-    random_start: bool = True
-    sigma: float = 0.0
-    samples: int = 1
-    linf_step: str = "sign"
+#: How the book and the CLI write each training norm.
+NORM_LABELS = {"l2": "ℓ2", "linf": "ℓ∞", "mix": "Mix"}
+__all__ = ["EPS", "AttackSpec"]  # re-exported: the attack settings live in advlib.specs
 
 
 @dataclass(frozen=True)
@@ -73,29 +61,25 @@ class Profile:
 
     def config(self) -> dict:
         """The whole profile as plain JSON-able data (stored in every record)."""
-        return asdict(self)
+        out = asdict(self)
+        for group in ("train_attack", "evaluation"):
+            out[group] = {name: spec.config() for name, spec in getattr(self, group).items()}
+        return out
 
 
-def pgd_spec(norm: str, steps: int, step_size: float | None = None) -> AttackSpec:
-    """PGD with uniform random start; default step 2.5·ε/steps (docs/protocols.md §2.3, §7.1)."""
-    return AttackSpec("pgd", norm, EPS[norm], steps, step_size or 2.5 * EPS[norm] / steps)
-
-
-def so_spec(norm: str, steps: int, samples: int, step_size: float | None = None) -> AttackSpec:
-    """S-O, no random start, σ from the authors' code: 0.15 (ℓ2), 0.1 (ℓ∞) (docs/protocols.md §6.1)."""
-    sigma = {"l2": 0.15, "linf": 0.1}[norm]
-    return AttackSpec("so", norm, EPS[norm], steps, step_size or 2.5 * EPS[norm] / steps,
-                      random_start=False, sigma=sigma, samples=samples)
-
-
-def _evaluation(pgd_steps: int, so_steps: int, samples: int, paper_steps: bool = False) -> dict[str, AttackSpec]:
-    linf_pgd, linf_so = (0.01, 0.01) if paper_steps else (None, None)  # Madry config.json a=0.01 (§1.2)
+def _evaluation(pgd_steps: int, so_steps: int, samples: int) -> dict[str, AttackSpec]:
+    """Table 1's four attack rows at the paper's radii (steps by ``advlib.specs.default_step_size``)."""
     return {
-        "PGD-l2": pgd_spec("l2", pgd_steps),
-        "PGD-linf": pgd_spec("linf", pgd_steps, linf_pgd),
-        "SO-l2": so_spec("l2", so_steps, samples),
-        "SO-linf": so_spec("linf", so_steps, samples, linf_so),
+        "PGD-l2": AttackSpec.pgd("l2", steps=pgd_steps),
+        "PGD-linf": AttackSpec.pgd("linf", steps=pgd_steps),
+        "SO-l2": AttackSpec.so("l2", steps=so_steps, samples=samples),
+        "SO-linf": AttackSpec.so("linf", steps=so_steps, samples=samples),
     }
+
+
+def _training(steps: int) -> dict[str, AttackSpec]:
+    """The training PGD per norm: ``steps`` steps at the paper's ε, uniform random start."""
+    return {norm: AttackSpec.pgd(norm, steps=steps) for norm in ("l2", "linf")}
 
 
 def _defenses(epochs: int, batch: int, hold: float, ramp: float, ens_epochs: int | None = None) -> dict[str, TrainSpec]:
@@ -120,7 +104,7 @@ QUICK = Profile(
     description="CPU smoke-scale run: 2k training images, 2 epochs of PGD-5 training, 200 test images, "
                 "PGD-20 and S-O (10 steps × 4 draws). Shows the pipeline, not the science.",
     n_train=2_000, n_test=200, seed=0,
-    train_attack={"l2": pgd_spec("l2", 5), "linf": pgd_spec("linf", 5)},
+    train_attack=_training(5),
     defenses=_defenses(epochs=2, batch=50, hold=0.1, ramp=0.5),
     static=TrainSpec(epochs=1, batch_size=50),
     evaluation=_evaluation(pgd_steps=20, so_steps=10, samples=4),
@@ -132,11 +116,10 @@ MEDIUM = Profile(
     description="CPU, about an hour: 10k training images, 5 epochs of PGD-5 training, 1k test images, "
                 "PGD-40 with the paper's step sizes and S-O (20 steps × 5 draws).",
     n_train=10_000, n_test=1_000, seed=0,
-    train_attack={"l2": pgd_spec("l2", 5), "linf": pgd_spec("linf", 5)},
+    train_attack=_training(5),
     defenses=_defenses(epochs=5, batch=50, hold=0.05, ramp=0.3),
     static=TrainSpec(epochs=2, batch_size=50),
-    evaluation={**_evaluation(pgd_steps=40, so_steps=20, samples=5), "PGD-l2": pgd_spec("l2", 40, 0.25),
-                "PGD-linf": pgd_spec("linf", 40, 0.01)},
+    evaluation=_evaluation(pgd_steps=40, so_steps=20, samples=5),
     notes=_SHORT,
 )
 
@@ -153,10 +136,10 @@ FULL = Profile(
     description="One GPU: all 60k training images, 10 epochs of PGD-40 training (12 for ensemble), the whole "
                 "10k test set, PGD-40 and S-O with the authors' settings (40 steps × 20 draws).",
     n_train=None, n_test=None, seed=0,
-    train_attack={"l2": pgd_spec("l2", 40, 0.25), "linf": pgd_spec("linf", 40, 0.01)},
+    train_attack=_training(40),
     defenses=_defenses(epochs=10, batch=128, hold=0.02, ramp=0.2, ens_epochs=12),
     static=TrainSpec(epochs=6, batch_size=128),
-    evaluation=_evaluation(pgd_steps=40, so_steps=40, samples=20, paper_steps=True),
+    evaluation=_evaluation(pgd_steps=40, so_steps=40, samples=20),
     notes=_SHORT + ("REPRO CHOICE: 10 epochs (ensemble 12, Tramèr's default) at batch 128 so that all 12 cells "
                     "fit in ~25 min on one H100; the anchors train far longer (see the paper profile).",),
 )
@@ -166,10 +149,10 @@ LARGE = Profile(
     description="2-core CPU, about 40 minutes a cell: all 60k training images, 5 epochs of PGD-10 training at batch "
                 "128, 1k test images, PGD-40 and S-O with the authors' settings (40 steps × 20 draws).",
     n_train=None, n_test=1_000, seed=0,
-    train_attack={"l2": pgd_spec("l2", 10), "linf": pgd_spec("linf", 10)},
+    train_attack=_training(10),
     defenses=_defenses(epochs=5, batch=128, hold=0.02, ramp=0.2, ens_epochs=6),
     static=TrainSpec(epochs=2, batch_size=128),
-    evaluation=_evaluation(pgd_steps=40, so_steps=40, samples=20, paper_steps=True),
+    evaluation=_evaluation(pgd_steps=40, so_steps=40, samples=20),
     notes=_SHORT + ("REPRO CHOICE: 5 epochs (ensemble 6) of PGD-10 training (step 2.5·ε/10) at batch 128 on all 60k "
                     "images: 346 s per epoch on 2 cores (batch 128 was the fastest per example of 50/128/256), so "
                     "a cell with its evaluation fits in about 40 minutes; fp32 training.",),
@@ -205,6 +188,8 @@ REPRO_CHOICES = {
     "PGD-ℓ2 training/eval": "ε=4.0, step 2.5·ε/steps (0.25 for 40 steps), uniform random start in the ℓ2 ball (§9).",
     "mix": "alternate batches: even optimiser steps ℓ2, odd steps ℓ∞ (§9).",
     "TRADES β": "β=6 (β=1, the MNIST script default, is available as a protocol field) (§2.3).",
+    "TRADES inner start": "x + 0.001·N(0, I), as trades.py, for every TRADES training attack (the spec's "
+                          "uniform random start does not apply to TRADES) (§2.2).",
     "TRADES ℓ2 inner step": "vectorised paper-era version: g/‖g‖₂ steps, ℓ2 projection, [0,1] clamp every step (§2.2a).",
     "TRADES model/optimiser": "Madry's CNN, and the profile's optimiser instead of SmallCNN with SGD (§2.3).",
     "ensemble sources": "static Tramèr models A, C, D trained naturally; each batch draws its source uniformly "

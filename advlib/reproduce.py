@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 import advlib
-from advlib import data, models, protocols, records, runtime, table
+from advlib import _checks, data, models, protocols, records, runtime, table
 from advlib.evaluation import evaluate
 from advlib.protocols import Profile
 from advlib.records import pack_mask
@@ -108,15 +108,14 @@ def train_static(profile: Profile, name: str, x: Tensor, y: Tensor, folder: Path
 
 
 def make_defense(defense: str, norm: str, profile: Profile, static: list[nn.Module], device: torch.device):
-    """The defense object for one cell."""
-    spec = profile.defenses[defense]
-    if defense == "madry":
-        return MadryAT(norm, profile.train_attack)
-    if defense == "trades":
-        return Trades(norm, profile.train_attack, beta=spec.beta)
-    if defense == "ensemble":
-        return EnsembleAT(norm, profile.train_attack, static)
-    return ATDA(norm, profile.train_attack, device=device)
+    """The defense object for one cell (unknown defenses raise ``ValueError`` listing the valid ones)."""
+    builders = {
+        "madry": lambda: MadryAT(norm, profile.train_attack),
+        "trades": lambda: Trades(norm, profile.train_attack, beta=profile.defenses["trades"].beta),
+        "ensemble": lambda: EnsembleAT(norm, profile.train_attack, static),
+        "atda": lambda: ATDA(norm, profile.train_attack, device=device),
+    }
+    return builders[_checks.choice("defense", defense, builders)]()
 
 
 NATURAL = "natural"  # pseudo-cell: Madry's CNN trained naturally with the profile's Madry schedule
@@ -228,7 +227,7 @@ def estimated_seconds(cell: str, out: Path, device: str) -> dict[str, float] | N
     ``out`` made on the same device (the same cell's own record first, else the same defense's, else the mean
     of all); None when no such record exists."""
     same = [r for r in records.load_records(out).values() if r["device"] == device] if out.is_dir() else []
-    defense = cell.split("-")[0]
+    defense = protocols.split_cell(cell)[0]
     for pool in ([r for r in same if r["cell"] == cell], [r for r in same if r["cell"].startswith(defense + "-")], same):
         if pool:
             train = [r["wall_time"]["train"] + r["wall_time"]["static_models"] for r in pool]

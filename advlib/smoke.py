@@ -20,22 +20,23 @@ from pathlib import Path
 import torch
 
 from advlib import data, graphs, lp, models, protocols, records, runtime
-from advlib.attacks import pgd
-from advlib.protocols import QUICK, Profile, TrainSpec, pgd_spec, so_spec
+from advlib.attacks import run_attack
+from advlib.protocols import QUICK, Profile, TrainSpec
 from advlib.reproduce import load_data, run_cell
+from advlib.specs import EPS, AttackSpec
 from advlib.training import MadryAT, fit
-from advlib.training.loop import training_pgd
+from advlib.training.loop import training_attack
 from advlib.training.trades import trades_adversary
 
 #: The tiny profile: the quick profile's settings at a size that runs all 12 cells in seconds on a GPU.
 SMOKE = replace(
     QUICK, name="smoke", description="seconds-long end-to-end check of every code path on one device",
     n_train=256, n_test=64,
-    train_attack={"l2": pgd_spec("l2", 3), "linf": pgd_spec("linf", 3)},
+    train_attack={n: AttackSpec.pgd(n, steps=3) for n in EPS},
     defenses={d: replace(spec, epochs=1, batch_size=64, checkpoint_every=2) for d, spec in QUICK.defenses.items()},
     static=TrainSpec(epochs=1, batch_size=64),
-    evaluation={"PGD-l2": pgd_spec("l2", 5), "PGD-linf": pgd_spec("linf", 5),
-                "SO-l2": so_spec("l2", 3, 2), "SO-linf": so_spec("linf", 3, 2)},
+    evaluation={**{f"PGD-{n}": AttackSpec.pgd(n, steps=5) for n in EPS},
+                **{f"SO-{n}": AttackSpec.so(n, steps=3, samples=2) for n in EPS}},
 )
 
 
@@ -113,13 +114,13 @@ def check_attacks(device: torch.device, n: int = 256) -> float:
     for dev in (torch.device("cpu"), device):
         m = copy.deepcopy(model).to(dev)
         xd, yd = x.to(dev), y.to(dev)
-        for norm, eps in protocols.EPS.items():
-            adv = pgd(m, xd, yd, norm=norm, eps=eps, steps=10, step_size=2.5 * eps / 10, random_start=False)
+        for norm, eps in EPS.items():
+            adv = run_attack(AttackSpec.pgd(norm, steps=10, random_start=False), m, xd, yd)
             _require(bool((lp.norm_of(adv - xd, norm) <= eps * (1 + 1e-5) + 1e-6).all()), f"{norm} PGD left the ball on {dev}")
             _require(bool(((adv >= 0) & (adv <= 1)).all()), f"{norm} PGD left [0,1] on {dev}")
             with torch.no_grad():
                 outcome[(dev.type, norm)] = (m(adv).argmax(1) == yd).cpu()
-    agree = min(float((outcome[("cpu", nm)] == outcome[(device.type, nm)]).float().mean()) for nm in protocols.EPS)
+    agree = min(float((outcome[("cpu", nm)] == outcome[(device.type, nm)]).float().mean()) for nm in EPS)
     _require(agree >= 0.9, f"PGD outcomes agree between cpu and {device} on only {100 * agree:.1f} % of examples")
     return agree
 
@@ -136,7 +137,7 @@ def check_graphs(device: torch.device, n: int = 128) -> dict[str, float]:
         torch.manual_seed(0)
         model = models.build("madry", init="torch").to(device)
     worst = {"max_abs_difference": 0.0, "prediction_agreement": 1.0}
-    for norm in protocols.EPS:
+    for norm in EPS:
         for scale in (0.5, 1.0):
             outs = []
             for setting in ("1", "0"):
@@ -144,7 +145,7 @@ def check_graphs(device: torch.device, n: int = 128) -> dict[str, float]:
                 os.environ[graphs.ENV] = setting
                 try:
                     gen = torch.Generator(device=device).manual_seed(0)
-                    outs.append((training_pgd(model, x, y, SMOKE.train_attack[norm], scale, gen),
+                    outs.append((training_attack(model, x, y, SMOKE.train_attack[norm], scale, gen),
                                  trades_adversary(model, x, SMOKE.train_attack[norm], gen, scale)))
                 finally:
                     os.environ.pop(graphs.ENV) if saved is None else os.environ.__setitem__(graphs.ENV, saved)

@@ -5,11 +5,10 @@ from importlib import resources
 
 import pandas as pd
 
-from advlib.protocols import DEFENSES, ROWS, TRAIN_NORMS
+from advlib.protocols import DEFENSES, NORM_LABELS, ROWS, TRAIN_NORMS, split_cell
 
 LABELS = {"Natural": "Natural", "PGD-l2": "PGD (ℓ2)", "PGD-linf": "PGD (ℓ∞)", "SO-l2": "S-O (ℓ2)",
           "SO-linf": "S-O (ℓ∞)"}
-NORM_LABELS = {"l2": "ℓ2", "linf": "ℓ∞", "mix": "Mix"}
 COLUMNS = pd.MultiIndex.from_product([DEFENSES, TRAIN_NORMS], names=["defense", "train_norm"])
 
 
@@ -33,7 +32,7 @@ def ours_long(records: dict[str, dict]) -> pd.DataFrame:
     """Our accuracies (percent) from records keyed by cell, in the paper's long layout, plus the profile."""
     rows = []
     for cell, rec in records.items():
-        defense, norm = cell.split("-")
+        defense, norm = split_cell(cell)
         for attack in ROWS:
             if attack in rec["accuracy"]:
                 rows.append({"attack": attack, "defense": defense, "train_norm": norm,
@@ -57,7 +56,7 @@ def comparison(records: dict[str, dict]) -> pd.DataFrame:
 
 def norm_agnostic(records: dict[str, dict]) -> pd.Series:
     """Per-example worst case over the clean image and all four attacks, percent, per cell."""
-    values = {tuple(c.split("-")): 100 * r["norm_agnostic"] for c, r in records.items()}
+    values = {split_cell(c): 100 * r["norm_agnostic"] for c, r in records.items()}
     return pd.Series(values, dtype=float).reindex(COLUMNS)
 
 
@@ -80,7 +79,7 @@ def compact(records: dict[str, dict], decimals: int = 1) -> pd.DataFrame:
     paper = paper_table()
     rows = []
     for cell, rec in records.items():
-        defense, norm = cell.split("-")
+        defense, norm = split_cell(cell)
         row = {"cell": f"{defense} {NORM_LABELS[norm]}", "profile": rec["profile"], "n_test": rec["n_test"]}
         for attack in ROWS:
             ours = rec["accuracy"].get(attack)

@@ -13,6 +13,7 @@ import textwrap
 from pathlib import Path
 
 from advlib import claims, protocols, table
+from advlib.verdict import provenance
 from advlib.notebook import best_records, results_root
 
 WIDTH = 110
@@ -26,7 +27,7 @@ def _say(text: str = "") -> None:
 def committed() -> dict[str, dict]:
     """Print the committed Table 1 and the claim verdicts; return the records."""
     records = best_records()
-    _say(f"1. What the committed records say ({results_root()}): {claims.provenance(records)}.")
+    _say(f"1. What the committed records say ({results_root()}): {provenance(records)}.")
     _say("Each entry is ours/paper, accuracy in %; norm-agnostic = correct on the clean image and under all four "
          "attacks, per example.")
     if not records:

@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from advlib.protocols import AttackSpec
-from advlib.training.loop import training_norm, training_pgd
+from advlib.specs import AttackSpec
+from advlib.training.loop import training_attack, training_norm
 from advlib.training.natural import accuracy
 
 LAMBDA = 1.0 / 3.0
@@ -64,7 +64,7 @@ class ATDA:
 
     def loss(self, model: nn.Module, x: Tensor, y: Tensor, step: int, generator: torch.Generator,
              eps_scale: float = 1.0) -> tuple[Tensor, dict[str, Tensor]]:
-        x_adv = training_pgd(model, x, y, self.attacks[training_norm(self.norm, step)], eps_scale, generator)
+        x_adv = training_attack(model, x, y, self.attacks[training_norm(self.norm, step)], eps_scale, generator)
         logits, logits_adv = model(x), model(x_adv)
         loss = atda_loss(logits, logits_adv, y, self.centres)
         self.centres = update_centres(self.centres, torch.cat([logits, logits_adv]).detach(), torch.cat([y, y]))

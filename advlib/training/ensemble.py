@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from advlib.protocols import AttackSpec
-from advlib.training.loop import training_norm, training_pgd
+from advlib.specs import AttackSpec
+from advlib.training.loop import training_attack, training_norm
 from advlib.training.natural import accuracy
 
 
@@ -34,7 +34,7 @@ class EnsembleAT:
              eps_scale: float = 1.0) -> tuple[Tensor, dict[str, Tensor]]:
         k = draw_source(len(self.static), generator)
         source = self.static[k] if k < len(self.static) else model
-        x_adv = training_pgd(source, x, y, self.attacks[training_norm(self.norm, step)], eps_scale, generator)
+        x_adv = training_attack(source, x, y, self.attacks[training_norm(self.norm, step)], eps_scale, generator)
         logits, logits_adv = model(x), model(x_adv)
         loss = 0.5 * F.cross_entropy(logits, y) + 0.5 * F.cross_entropy(logits_adv, y)
         own = torch.tensor(float(k == len(self.static)), device=x.device)

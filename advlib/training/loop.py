@@ -16,9 +16,10 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from advlib import _checks, graphs
-from advlib.attacks import start_point
-from advlib.protocols import AttackSpec, TrainSpec
+from advlib import _checks
+from advlib.attacks import run_attack
+from advlib.protocols import TrainSpec
+from advlib.specs import AttackSpec
 
 
 class Defense(Protocol):
@@ -34,24 +35,12 @@ def training_norm(norm: str, step: int) -> str:
     return "l2" if step % 2 == 0 else "linf"
 
 
-def attack_kwargs(spec: AttackSpec, eps_scale: float = 1.0) -> dict:
-    """Keyword arguments of ``advlib.attacks.pgd`` for a PGD spec, with ε and step size scaled by ``eps_scale``."""
-    return {"norm": spec.norm, "eps": spec.eps * eps_scale, "steps": spec.steps,
-            "step_size": spec.step_size * eps_scale, "random_start": spec.random_start}
-
-
-def training_pgd(model: nn.Module, x: Tensor, y: Tensor, spec: AttackSpec, eps_scale: float,
-                 generator: torch.Generator) -> Tensor:
-    """PGD of a training spec (ε warm-up applied) on one batch that ``fit`` has already validated.
-
-    The same computation as ``advlib.attacks.pgd`` on one chunk, without its per-call pixel check (which reads
-    data back to the host), and replayed from a CUDA graph on a GPU (``advlib.graphs``).
-    """
-    eps, step_size = spec.eps * eps_scale, spec.step_size * eps_scale
-    if eps == 0:  # ε warm-up: nothing can move (and no random numbers are drawn, as in ``pgd``)
-        return x.detach().clone()
-    start = start_point(x, spec.norm, eps, random_start=spec.random_start, generator=generator)
-    return graphs.replay_ascent(model, x, y, start, eps=eps, step_size=step_size, norm=spec.norm, steps=spec.steps)
+def training_attack(source: nn.Module, x: Tensor, target: Tensor, spec: AttackSpec, eps_scale: float,
+                    generator: torch.Generator, **kwargs) -> Tensor:
+    """``spec`` at the warm-up factor ``eps_scale`` on one batch that ``fit`` validated: ``run_attack`` without
+    its per-call pixel check (a host read-back) and replayed from a CUDA graph on a GPU (``advlib.graphs``)."""
+    return run_attack(spec.scaled(eps_scale), source, x, target, generator=generator, validate=False, replay=True,
+                      **kwargs)
 
 
 def eps_scale(spec: TrainSpec, step: int, total_steps: int) -> float:

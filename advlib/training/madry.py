@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from advlib.protocols import AttackSpec
-from advlib.training.loop import training_norm, training_pgd
+from advlib.specs import AttackSpec
+from advlib.training.loop import training_attack, training_norm
 from advlib.training.natural import accuracy
 
 
@@ -23,6 +23,6 @@ class MadryAT:
     def loss(self, model: nn.Module, x: Tensor, y: Tensor, step: int, generator: torch.Generator,
              eps_scale: float = 1.0) -> tuple[Tensor, dict[str, Tensor]]:
         spec = self.attacks[training_norm(self.norm, step)]
-        x_adv = training_pgd(model, x, y, spec, eps_scale, generator)
+        x_adv = training_attack(model, x, y, spec, eps_scale, generator)
         logits = model(x_adv)
         return F.cross_entropy(logits, y), {"adv_acc": accuracy(logits, y)}

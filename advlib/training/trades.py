@@ -10,11 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from advlib import graphs
-from advlib.attacks import start_point
 from advlib.context import frozen
-from advlib.protocols import AttackSpec
-from advlib.training.loop import training_norm
+from advlib.specs import AttackSpec
+from advlib.training.loop import training_attack, training_norm
 from advlib.training.natural import accuracy
 
 INIT_STD = 0.001  # trades.py: x_adv = x + 0.001 * randn
@@ -27,17 +25,15 @@ def kl_per_example(logits_adv: Tensor, p_clean: Tensor) -> Tensor:
 
 def trades_adversary(model: nn.Module, x: Tensor, spec: AttackSpec, generator: torch.Generator,
                      eps_scale: float = 1.0) -> Tensor:
-    """The inner maximisation: x_adv in the ball around x maximising KL(f(x) ‖ f(x_adv)).
+    """The inner maximisation: x_adv in the ball around x maximising KL(f(x) ‖ f(x_adv)), by ``spec``'s steps.
 
-    Runs on one batch that ``fit`` validated (no per-call pixel check), from a CUDA graph on a GPU.
+    It starts where trades.py does, at x + 0.001·N(0, I), which replaces the spec's own start (``random_start``
+    does not apply to TRADES: REPRO CHOICE "TRADES inner start"). Runs on one batch that ``fit`` validated.
     """
     with frozen(model), torch.no_grad():
         p_clean = F.softmax(model(x), dim=1)
-    eps = spec.eps * eps_scale
-    x_init = x + INIT_STD * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-    start = start_point(x, spec.norm, eps, random_start=False, x_init=x_init)
-    return graphs.replay_ascent(model, x, p_clean, start, eps=eps, step_size=spec.step_size * eps_scale,
-                                norm=spec.norm, steps=spec.steps, loss=kl_per_example)
+    start = x + INIT_STD * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    return training_attack(model, x, p_clean, spec, eps_scale, generator, loss=kl_per_example, start=start)
 
 
 def trades_loss(model: nn.Module, x: Tensor, y: Tensor, x_adv: Tensor, beta: float) -> tuple[Tensor, Tensor, Tensor]:

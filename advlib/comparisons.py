@@ -1,0 +1,101 @@
+"""Attacks compared per example on result records: PGD vs S-O with a paired test, and their union.
+
+Each record carries one boolean mask per attack (``advlib.records``): which test examples stayed correct.
+Two attacks on the same examples are compared by their discordant pairs, and combined as AutoAttack does: an
+example counts as robust only if it survives both.
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+from advlib import protocols, records as _records
+from advlib.stats import sign_test
+
+#: Significance level of the paired sign test, and the margin (points) used when records carry no masks.
+ALPHA = 0.05
+MARGIN = 1.0
+NORMS = ("l2", "linf")
+
+
+def percent(record: dict, entry: str) -> float:
+    """A record's accuracy under ``entry`` ("Natural", "PGD-l2", …) in percent; NaN if it has none."""
+    return 100.0 * record["accuracy"][entry] if entry in record["accuracy"] else float("nan")
+
+
+def discordant(record: dict, pgd: str, so: str) -> tuple[int, int] | None:
+    """(#PGD right & S-O wrong, #S-O right & PGD wrong) from the per-example masks, or None without masks."""
+    masks = record.get("masks") or {}
+    if pgd not in masks or so not in masks:
+        return None
+    n = record["n_test"]
+    a, b = _records.unpack_mask(masks[pgd], n), _records.unpack_mask(masks[so], n)
+    return int((a & ~b).sum()), int((b & ~a).sum())
+
+
+def so_vs_pgd(records: dict[str, dict], alpha: float = ALPHA, margin: float = MARGIN) -> pd.DataFrame:
+    """PGD vs S-O accuracy (%) per cell and attack norm, with a paired test of which is stronger.
+
+    Columns: cell, defense, train_norm, attack_norm, cross_norm (train norm is the other single norm),
+    profile, n_test, pgd, so, delta (so − pgd, points), so_only (#examples only S-O breaks), pgd_only
+    (#only PGD breaks), p (two-sided sign test on those), so_stronger: S-O accuracy lower and p < ``alpha``
+    (without masks: lower by more than ``margin`` points); pgd_stronger: the same test the other way round.
+    """
+    rows = []
+    for cell, rec in records.items():
+        defense, train_norm = protocols.split_cell(cell)
+        for norm in NORMS:
+            pgd_name, so_name = f"PGD-{norm}", f"SO-{norm}"
+            if pgd_name not in rec["accuracy"] or so_name not in rec["accuracy"]:
+                continue
+            pgd, so = percent(rec, pgd_name), percent(rec, so_name)
+            pairs = discordant(rec, pgd_name, so_name)
+            so_only, pgd_only = pairs if pairs is not None else (None, None)
+            p = sign_test(*pairs) if pairs is not None else float("nan")
+            stronger = (so < pgd and p < alpha) if pairs is not None else (so < pgd - margin)
+            weaker = (so > pgd and p < alpha) if pairs is not None else (so > pgd + margin)
+            rows.append({"cell": cell, "defense": defense, "train_norm": train_norm, "attack_norm": norm,
+                         "cross_norm": train_norm in NORMS and train_norm != norm, "profile": rec["profile"],
+                         "n_test": rec["n_test"], "pgd": pgd, "so": so, "delta": so - pgd,
+                         "so_only": so_only, "pgd_only": pgd_only, "p": p, "so_stronger": bool(stronger),
+                         "pgd_stronger": bool(weaker)})
+    columns = ["cell", "defense", "train_norm", "attack_norm", "cross_norm", "profile", "n_test", "pgd", "so",
+               "delta", "so_only", "pgd_only", "p", "so_stronger", "pgd_stronger"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def so_vs_pgd_summary(frame: pd.DataFrame) -> str:
+    """A plain sentence: on which recorded cross-norm cells S-O beats PGD, from a ``so_vs_pgd`` frame."""
+    cross = frame[frame["cross_norm"]]
+    if cross.empty:
+        return "No cross-norm cell (ℓ2- or ℓ∞-trained model attacked in the other norm) is recorded yet."
+    wins = cross[cross["so_stronger"]]
+    where = lambda part: ", ".join(f"{r.cell} in {protocols.NORM_LABELS[r.attack_norm]}" for r in part.itertuples())
+    losses = cross[cross["pgd_stronger"]]
+    reverse = f" PGD is the stronger attack on {where(losses)}." if len(losses) else ""
+    if len(wins) == len(cross):
+        return f"S-O beats PGD on every recorded cross-norm cell ({len(cross)} of {len(cross)}: {where(wins)})."
+    if wins.empty:
+        return f"S-O does not beat PGD on any recorded cross-norm cell (0 of {len(cross)}: {where(cross)})." + reverse
+    return (f"S-O beats PGD on {len(wins)} of {len(cross)} recorded cross-norm cells ({where(wins)}); "
+            f"it does not on {where(cross[~cross['so_stronger']])}." + reverse)
+
+
+def attack_union(records: dict[str, dict]) -> pd.DataFrame:
+    """Per cell and norm: accuracy (%) under PGD, under S-O, and under *either* (per-example worst case of the two).
+
+    ``gain`` is how many points S-O adds to PGD when both are run and an example counts as robust only if it
+    survives both (the AutoAttack way of combining attacks). Needs per-example masks; cells without are skipped.
+    """
+    rows = []
+    for cell, rec in records.items():
+        for norm in NORMS:
+            pgd_name, so_name = f"PGD-{norm}", f"SO-{norm}"
+            masks = rec.get("masks") or {}
+            if pgd_name not in masks or so_name not in masks:
+                continue
+            n = rec["n_test"]
+            a, b = _records.unpack_mask(masks[pgd_name], n), _records.unpack_mask(masks[so_name], n)
+            pgd, either = 100.0 * a.float().mean().item(), 100.0 * (a & b).float().mean().item()
+            rows.append({"cell": cell, "attack_norm": norm, "profile": rec["profile"], "n_test": n, "pgd": pgd,
+                         "so": 100.0 * b.float().mean().item(), "either": either, "gain": pgd - either})
+    return pd.DataFrame(rows, columns=["cell", "attack_norm", "profile", "n_test", "pgd", "so", "either", "gain"])

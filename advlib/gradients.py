@@ -1,0 +1,49 @@
+"""Losses and input gradients: the per-example loss an attack ascends, ∇ₓ of it, and S-O's Gaussian-averaged
+gradient (the paper's eq. 4)."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+LossFn = Callable[[Tensor, Tensor], Tensor]
+
+
+def per_example_loss(logits: Tensor, target: Tensor, loss: str | LossFn = "ce") -> Tensor:
+    """Loss per example, ``[N]``: cross-entropy, Madry's CW margin loss, or a callable ``(logits, target)``."""
+    if callable(loss):
+        return loss(logits, target)
+    if loss == "ce":
+        return F.cross_entropy(logits, target, reduction="none")
+    if loss == "cw":  # -relu(z_y - max_{j≠y} z_j + 50)  (mnist_challenge pgd_attack.py:L25-39)
+        correct = logits.gather(1, target[:, None]).squeeze(1)
+        wrong = logits.masked_fill(F.one_hot(target, logits.shape[1]).bool(), float("-inf")).amax(1)
+        return -F.relu(correct - wrong + 50.0)
+    raise ValueError(f"unknown loss {loss!r}; valid choices: 'ce', 'cw' or a callable")
+
+
+def input_gradient(model: nn.Module, x: Tensor, target: Tensor, loss: str | LossFn = "ce") -> tuple[Tensor, Tensor]:
+    """∇ₓ of each example's own loss (not the batch mean), and the losses ``[N]``."""
+    x = x.detach().requires_grad_(True)
+    with torch.enable_grad():
+        values = per_example_loss(model(x), target, loss)
+        (grad,) = torch.autograd.grad(values.sum(), x)
+    return grad, values.detach()
+
+
+def smoothed_gradient(
+    model: nn.Module, x: Tensor, target: Tensor, *, sigma: float, samples: int,
+    loss: str | LossFn = "ce", generator: torch.Generator | None = None,
+) -> Tensor:
+    """E_ξ[∇ₓL(x + σξ)], ξ ~ N(0, I), estimated with ``samples`` fresh draws per example (paper eq. 4).
+
+    The noisy points are not clipped to [0,1], as in the authors' code. σ = 0 gives the plain gradient.
+    """
+    if sigma == 0:
+        return input_gradient(model, x, target, loss)[0]
+    noisy = x.repeat(samples, *([1] * (x.ndim - 1)))
+    noisy = noisy + sigma * torch.randn(noisy.shape, generator=generator, device=x.device, dtype=x.dtype)
+    grad = input_gradient(model, noisy, target.repeat(samples, *([1] * (target.ndim - 1))), loss)[0]
+    return grad.view(samples, *x.shape).mean(0)

@@ -1,0 +1,126 @@
+"""``AttackSpec``: the one description of an attack, and the one home of every default attack setting.
+
+Each default below is written once, with its source (section numbers refer to docs/protocols.md). Profiles,
+training, evaluation, the functional attacks (``advlib.pgd`` …) and the book all build their attacks from
+these; ``advlib.attacks.run_attack`` turns a spec into adversarial examples.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+
+from advlib import _checks, lp
+
+#: The radii of Table 1: ℓ2 ≤ 4.0, ℓ∞ ≤ 0.3 (the paper, §5).
+EPS = {"l2": 4.0, "linf": 0.3}
+#: S-O's Gaussian noise scale, from the authors' attack code: 0.15 (ℓ2), 0.1 (ℓ∞) (§6.1).
+SIGMA = {"l2": 0.15, "linf": 0.1}
+#: Iterations of PGD and S-O in the paper's evaluation: Madry's config.json k = 40 (§1.2); the authors' S-O (§6.1).
+STEPS = 40
+#: Gaussian draws per S-O step in the authors' code (§6.1).
+SAMPLES = 20
+#: The step rule: a step of ``RELATIVE_STEP · ε / steps`` (Madry et al. 2018; Bai-Li/TRADES
+#: pgd_attack_mnist_l2.py:L65 gives 0.25 = 2.5·4.0/40 for ℓ2) (§2.3, §7.1) …
+RELATIVE_STEP = 2.5
+#: … except ℓ∞ at the paper's own radius and step count, where Madry's config.json a = 0.01 is used (§1.2).
+MADRY_LINF_STEP = 0.01
+#: ℓ∞ S-O stepping along g/‖g‖₂ (the paper's text): 0.01·√784 = 0.28, the ℓ2 length of a 0.01 sign step
+#: (REPRO CHOICE, §6.3).
+SO_LINF_L2_STEP = 0.28
+
+KINDS = ("pgd", "so")
+LOSSES = ("ce", "cw")
+LINF_STEPS = ("sign", "l2")
+#: Fields added after the first result records: a profile's configuration lists them only when they differ from
+#: their default, so the configuration hashes of earlier records (and the checkpoints they name) stay valid.
+LATER_FIELDS = ("loss",)
+
+
+def default_step_size(norm: str, eps: float, steps: int) -> float:
+    """The step rule: Madry's 0.01 for ℓ∞ at the paper's (ε, steps) = (0.3, 40), else 2.5·ε/steps."""
+    if lp.check_norm(norm) == "linf" and (eps, steps) == (EPS["linf"], STEPS):
+        return MADRY_LINF_STEP
+    return RELATIVE_STEP * eps / steps
+
+
+@dataclass(frozen=True)
+class AttackSpec:
+    """One attack, completely: ``kind`` "pgd" (projected gradient ascent) or "so" (second order: the gradient
+    averaged over ``samples`` draws of N(0, σ²I)), the norm, ε, ``steps`` of ``step_size``, whether it starts
+    uniformly inside the ball, ``linf_step`` (ℓ∞ S-O: "sign", the authors' code, or "l2", the paper's text) and
+    the loss it ascends ("ce" or Madry's "cw" margin loss). Build one with ``AttackSpec.pgd``/``.so``/``.fgsm``.
+    """
+
+    kind: str
+    norm: str
+    eps: float
+    steps: int
+    step_size: float
+    random_start: bool = True
+    sigma: float = 0.0
+    samples: int = 1
+    linf_step: str = "sign"
+    loss: str = "ce"
+
+    def __post_init__(self) -> None:
+        _checks.choice("attack kind", self.kind, KINDS)
+        lp.check_norm(self.norm)
+        _checks.nonnegative("eps", self.eps)
+        _checks.count("steps", self.steps)
+        _checks.nonnegative("step_size", self.step_size)
+        _checks.nonnegative("sigma", self.sigma)
+        _checks.count("samples", self.samples, minimum=1)
+        _checks.choice("linf_step", self.linf_step, LINF_STEPS)
+        _checks.choice("loss", self.loss, LOSSES)
+
+    @classmethod
+    def pgd(cls, norm: str, *, steps: int = STEPS, eps: float | None = None, step_size: float | None = None,
+            random_start: bool = True, loss: str = "ce") -> AttackSpec:
+        """PGD (Madry et al. 2018): the paper's ε and 40 steps unless given; step by ``default_step_size``."""
+        eps = EPS[lp.check_norm(norm)] if eps is None else eps
+        step_size = default_step_size(norm, eps, steps) if step_size is None else step_size
+        return cls("pgd", norm, eps, steps, step_size, random_start=random_start, loss=loss)
+
+    @classmethod
+    def so(cls, norm: str, *, steps: int = STEPS, samples: int = SAMPLES, eps: float | None = None,
+           sigma: float | None = None, step_size: float | None = None, linf_step: str = "sign",
+           loss: str = "ce") -> AttackSpec:
+        """S-O (Li et al. 2019, eq. 4) with the authors' σ, 40 steps × 20 draws, no random start, unless given.
+
+        ``linf_step="l2"`` (ℓ∞ only) steps along g/‖g‖₂ by ``SO_LINF_L2_STEP`` (the paper's text).
+        """
+        eps = EPS[lp.check_norm(norm)] if eps is None else eps
+        if step_size is None:
+            step_size = SO_LINF_L2_STEP if (norm, linf_step) == ("linf", "l2") else default_step_size(norm, eps, steps)
+        return cls("so", norm, eps, steps, step_size, random_start=False,
+                   sigma=SIGMA[norm] if sigma is None else sigma, samples=samples, linf_step=linf_step, loss=loss)
+
+    @classmethod
+    def fgsm(cls, norm: str, *, eps: float | None = None, loss: str = "ce") -> AttackSpec:
+        """FGSM (ℓ∞) or the fast gradient method (ℓ2): one step of size ε from x itself."""
+        eps = EPS[lp.check_norm(norm)] if eps is None else eps
+        return cls("pgd", norm, eps, 1, eps, random_start=False, loss=loss)
+
+    @property
+    def step_norm(self) -> str:
+        """The norm whose steepest-ascent direction each step takes (ℓ2 for ℓ∞ S-O with ``linf_step="l2"``)."""
+        return "l2" if (self.kind, self.linf_step) == ("so", "l2") else self.norm
+
+    def scaled(self, factor: float) -> AttackSpec:
+        """ε and the step size times ``factor`` (the ε warm-up of training)."""
+        return replace(self, eps=self.eps * factor, step_size=self.step_size * factor)
+
+    def with_eps(self, eps: float) -> AttackSpec:
+        """The same attack at radius ``eps``, its step keeping its ratio to ε."""
+        if self.eps == 0:
+            raise ValueError("with_eps needs a spec with eps > 0 to keep the step's ratio to eps; build a new spec")
+        return self.scaled(_checks.nonnegative("eps", eps) / self.eps)
+
+    def with_steps(self, steps: int) -> AttackSpec:
+        """The same attack with ``steps`` steps of the same total length (step · steps unchanged)."""
+        _checks.count("steps", steps, minimum=1)
+        return replace(self, steps=steps, step_size=self.step_size * self.steps / steps)
+
+    def config(self) -> dict:
+        """Plain JSON-able data for records (``LATER_FIELDS`` only where they differ from their default)."""
+        defaults = {f.name: f.default for f in fields(self)}
+        return {k: v for k, v in asdict(self).items() if k not in LATER_FIELDS or v != defaults[k]}
