@@ -98,7 +98,8 @@ def _run(spec: AttackSpec, model: nn.Module, x: Tensor, target: Tensor, *, gener
         return x.detach().clone(), None
     chunk = batch_size or default_batch_size(x.device)
     chunk = max(1, chunk // spec.samples) if spec.sigma > 0 else chunk
-    graphed = replay and spec.sigma == 0 and not tracing and graphs.enabled(x.device)
+    graphed = (replay and spec.sigma == 0 and spec.step_norm == spec.norm and not tracing
+               and graphs.enabled(x.device))
     outputs, sums = [], []
     with frozen(model):
         for i in range(0, x.shape[0], chunk):
@@ -133,7 +134,7 @@ def run_attack(spec: AttackSpec, model: nn.Module, x: Tensor, target: Tensor, *,
     starts from x + 0.001·N(0, I)). ``validate=False`` skips the pixel-range check, which reads the data back
     to the host: for the training loop, which checked its data once. ``replay`` replays fixed-shape PGD
     (σ = 0) from a recorded CUDA graph on a GPU (``advlib.graphs``; same numbers as eager up to summation
-    order); it changes nothing on a CPU.
+    order; PGD steps only: other specs run eagerly); it changes nothing on a CPU.
     """
     return _run(spec, model, x, target, generator=generator, loss=loss, start=start, batch_size=batch_size,
                 validate=validate, replay=replay, tracing=False)[0]

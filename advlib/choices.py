@@ -6,7 +6,7 @@ import pandas as pd
 from advlib import protocols
 
 #: The REPRO CHOICES that concern how models are trained (the rest concern evaluation).
-TRAINING_CHOICES = ("model init", "ε warm-up", "data split", "PGD-ℓ2 training/eval", "mix", "TRADES β",
+TRAINING_CHOICES = ("model init", "ε warm-up", "data split", "PGD-ℓ2 training/eval", "mix", "TRADES β", "TRADES inner start",
                     "TRADES ℓ2 inner step", "TRADES model/optimiser", "ensemble sources", "ensemble attack",
                     "ATDA attack", "ATDA loss", "batch size", "optimiser", "reduced step counts")
 

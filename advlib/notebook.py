@@ -1,4 +1,5 @@
-"""The one set-up call every book chapter makes, and where chapters find committed result records."""
+"""The one set-up call every book chapter makes, where chapters find committed result records, and the small
+helpers more than one chapter needs (seeded generators, percentages, significant digits)."""
 from __future__ import annotations
 
 import logging
@@ -7,7 +8,9 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 import torch
+from torch import Tensor
 
 from advlib import protocols, records, runtime
 from advlib.protocols import Profile
@@ -25,6 +28,10 @@ class Setup:
 
     def __str__(self) -> str:
         return f"profile {self.profile.name!r} on {runtime.device_name(self.device)}"
+
+    def generator(self, seed: int = 0) -> torch.Generator:
+        """A fresh ``torch.Generator`` on the chapter's device, seeded with ``seed`` (one per attack run)."""
+        return torch.Generator(device=self.device).manual_seed(seed)
 
 
 def setup(seed: int = 0) -> Setup:
@@ -60,3 +67,27 @@ def best_records(root: str | Path | None = None) -> dict[str, dict]:
             for cell, rec in records.load_records(folder).items():
                 best.setdefault(cell, rec)
     return {c: best[c] for c in protocols.CELLS if c in best}
+
+
+def profile_records(profile: str, root: str | Path | None = None) -> dict[str, dict]:
+    """The records of one profile alone (``results/<profile>/``), in the order of the paper's table; empty if none."""
+    folder = (Path(root) if root is not None else results_root()) / protocols.get_profile(profile).name
+    found = records.load_records(folder) if folder.is_dir() else {}
+    return {c: found[c] for c in protocols.CELLS if c in found}
+
+
+def profiles_used(records: dict[str, dict]) -> list[str]:
+    """The profiles the records come from, sorted by name (empty for no records)."""
+    return sorted({rec["profile"] for rec in records.values()})
+
+
+def percent(mask: Tensor) -> float:
+    """The share of True entries of a boolean mask (e.g. ``predict(model, x_adv) == y``), in percent."""
+    return 100 * mask.float().mean().item()
+
+
+def significant(frame: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    """Every value of a numeric frame rounded to ``digits`` significant digits (for tables spanning magnitudes)."""
+    if digits < 1:
+        raise ValueError(f"digits must be at least 1, got {digits}")
+    return frame.map(lambda v: float(f"{v:.{digits}g}"))

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 
 from advlib import _checks
-from advlib.specs import EPS, AttackSpec
+from advlib.specs import EPS, SAMPLES, STEPS, AttackSpec
 
 DEFENSES = ("madry", "trades", "ensemble", "atda")
 TRAIN_NORMS = ("l2", "linf", "mix")
@@ -119,7 +119,7 @@ MEDIUM = Profile(
     train_attack=_training(5),
     defenses=_defenses(epochs=5, batch=50, hold=0.05, ramp=0.3),
     static=TrainSpec(epochs=2, batch_size=50),
-    evaluation=_evaluation(pgd_steps=40, so_steps=20, samples=5),
+    evaluation=_evaluation(pgd_steps=STEPS, so_steps=20, samples=5),
     notes=_SHORT,
 )
 
@@ -136,10 +136,10 @@ FULL = Profile(
     description="One GPU: all 60k training images, 10 epochs of PGD-40 training (12 for ensemble), the whole "
                 "10k test set, PGD-40 and S-O with the authors' settings (40 steps × 20 draws).",
     n_train=None, n_test=None, seed=0,
-    train_attack=_training(40),
+    train_attack=_training(STEPS),
     defenses=_defenses(epochs=10, batch=128, hold=0.02, ramp=0.2, ens_epochs=12),
     static=TrainSpec(epochs=6, batch_size=128),
-    evaluation=_evaluation(pgd_steps=40, so_steps=40, samples=20),
+    evaluation=_evaluation(pgd_steps=STEPS, so_steps=STEPS, samples=SAMPLES),
     notes=_SHORT + ("REPRO CHOICE: 10 epochs (ensemble 12, Tramèr's default) at batch 128 so that all 12 cells "
                     "fit in ~25 min on one H100; the anchors train far longer (see the paper profile).",),
 )
@@ -152,7 +152,7 @@ LARGE = Profile(
     train_attack=_training(10),
     defenses=_defenses(epochs=5, batch=128, hold=0.02, ramp=0.2, ens_epochs=6),
     static=TrainSpec(epochs=2, batch_size=128),
-    evaluation=_evaluation(pgd_steps=40, so_steps=40, samples=20),
+    evaluation=_evaluation(pgd_steps=STEPS, so_steps=STEPS, samples=SAMPLES),
     notes=_SHORT + ("REPRO CHOICE: 5 epochs (ensemble 6) of PGD-10 training (step 2.5·ε/10) at batch 128 on all 60k "
                     "images: 346 s per epoch on 2 cores (batch 128 was the fastest per example of 50/128/256), so "
                     "a cell with its evaluation fits in about 40 minutes; fp32 training.",),
@@ -204,7 +204,7 @@ REPRO_CHOICES = {
     "S-O ℓ∞ step": "the authors' code steps by sign(g); the paper's text by g/‖g‖₂ (linf_step='l2', step 0.28) (§6.3).",
     "S-O clamp": "iterates are clamped to [0,1] at every step (the authors clamp ℓ2 only at the end) (§6.3).",
     "S-O noise": "fresh Gaussian draws per sample and step, noisy points not clipped (§6.1-6.2).",
-    "reduced step counts": "with fewer steps than 40, PGD and S-O steps are 2.5·ε/steps (quick, medium); "
+    "reduced step counts": "with fewer steps than 40, PGD and S-O steps are 2.5·ε/steps (quick, medium, large training); "
                            "training PGD uses 5 steps in quick and medium, 10 in large, 40 in full and paper.",
     "robust accuracy": "accuracy on x_adv of every test example (clean mistakes are attacked too); the "
                        "norm-agnostic accuracy is the fraction correct on the clean image and under every attack.",

@@ -23,8 +23,10 @@ SAMPLES = 20
 RELATIVE_STEP = 2.5
 #: … except ℓ∞ at the paper's own radius and step count, where Madry's config.json a = 0.01 is used (§1.2).
 MADRY_LINF_STEP = 0.01
-#: ℓ∞ S-O stepping along g/‖g‖₂ (the paper's text): 0.01·√784 = 0.28, the ℓ2 length of a 0.01 sign step
-#: (REPRO CHOICE, §6.3).
+#: ℓ∞ S-O stepping along g/‖g‖₂ (the paper's text) takes the ℓ2 length of the sign step it replaces: √784 = 28
+#: times the sign step on a 28×28 image (REPRO CHOICE, §6.3) …
+SIGN_STEP_L2_LENGTH = 28.0
+#: … which is 0.01·28 = 0.28 at the paper's settings.
 SO_LINF_L2_STEP = 0.28
 
 KINDS = ("pgd", "so")
@@ -39,7 +41,7 @@ def default_step_size(norm: str, eps: float, steps: int) -> float:
     """The step rule: Madry's 0.01 for ℓ∞ at the paper's (ε, steps) = (0.3, 40), else 2.5·ε/steps."""
     if lp.check_norm(norm) == "linf" and (eps, steps) == (EPS["linf"], STEPS):
         return MADRY_LINF_STEP
-    return RELATIVE_STEP * eps / steps
+    return RELATIVE_STEP * eps / max(steps, 1)  # 0 steps: nothing moves, any step will do
 
 
 @dataclass(frozen=True)
@@ -84,13 +86,17 @@ class AttackSpec:
     def so(cls, norm: str, *, steps: int = STEPS, samples: int = SAMPLES, eps: float | None = None,
            sigma: float | None = None, step_size: float | None = None, linf_step: str = "sign",
            loss: str = "ce") -> AttackSpec:
-        """S-O (Li et al. 2019, eq. 4) with the authors' σ, 40 steps × 20 draws, no random start, unless given.
+        """S-O (Li et al. 2019, eq. 4): the authors' σ and 40 steps × 20 draws unless given; never a random start.
 
-        ``linf_step="l2"`` (ℓ∞ only) steps along g/‖g‖₂ by ``SO_LINF_L2_STEP`` (the paper's text).
+        ``linf_step="l2"`` (ℓ∞ only; the paper's text) steps along g/‖g‖₂ by ``SIGN_STEP_L2_LENGTH`` times the
+        sign step of the step rule (``SO_LINF_L2_STEP`` = 0.28 at the paper's ε and 40 steps).
         """
-        eps = EPS[lp.check_norm(norm)] if eps is None else eps
+        lp.check_norm(norm)
+        eps = EPS[norm] if eps is None else eps
         if step_size is None:
-            step_size = SO_LINF_L2_STEP if (norm, linf_step) == ("linf", "l2") else default_step_size(norm, eps, steps)
+            step_size = default_step_size(norm, eps, steps)
+            if (norm, linf_step) == ("linf", "l2"):
+                step_size *= SIGN_STEP_L2_LENGTH
         return cls("so", norm, eps, steps, step_size, random_start=False,
                    sigma=SIGMA[norm] if sigma is None else sigma, samples=samples, linf_step=linf_step, loss=loss)
 

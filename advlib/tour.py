@@ -51,7 +51,7 @@ def live(out: str | Path = Path("results") / "tour", device: str | None = None) 
     for cell, rec in records.items():
         acc = {k: 100 * v for k, v in rec["accuracy"].items()}
         _say(f"{cell} ({rec['profile']}, n_test = {rec['n_test']}): PGD-ℓ∞ {acc['PGD-linf']:.1f} % in its own norm; "
-             f"in ℓ2 (ε = 4.0) PGD leaves {acc['PGD-l2']:.1f} % and S-O {acc['SO-l2']:.1f} %.")
+             f"in ℓ2 (ε = {profile.evaluation['PGD-l2'].eps}) PGD leaves {acc['PGD-l2']:.1f} % and S-O {acc['SO-l2']:.1f} %.")
     return records
 
 

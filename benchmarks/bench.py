@@ -11,6 +11,7 @@ rate; and whether channels_last / bf16 keep a trained model's PGD accuracy withi
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import platform
@@ -22,9 +23,10 @@ import torch
 import torch.nn.functional as F
 
 import advlib
-from advlib import graphs, load_mnist, pgd, records, runtime
+from advlib import graphs, load_mnist, records, run_attack, runtime
 from advlib.models import MadryCNN
-from advlib.protocols import AttackSpec, TrainSpec
+from advlib.protocols import TrainSpec
+from advlib.specs import AttackSpec
 from advlib.reproduce import trained_model
 from advlib.training import MadryAT, fit
 
@@ -76,6 +78,35 @@ class _no_tf32:
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = self.saved
 
 
+def precision_check(trained, xe, ye, attacks: dict, device, batch: int, label: str) -> dict:
+    """Robust accuracy of ``trained`` under each attack computed in fp32, fp32 + channels_last and bf16 +
+    channels_last (and strict fp32 without TF32 on a GPU), and whether each stays within 0.3 points of fp32."""
+    plain, last = copy.deepcopy(trained).to(memory_format=torch.contiguous_format), copy.deepcopy(trained)
+    runtime.channels_last(last)
+    x_last = xe.contiguous(memory_format=torch.channels_last)
+    variants = {"fp32": (plain, xe.contiguous()), "fp32_channels_last": (last, x_last),
+                "bf16_channels_last": (runtime.Autocast(last), x_last)}
+    out: dict = {"model": label, "n": int(xe.shape[0]), "accuracy": {}, "seconds": {}, "within_0.3_points": {}}
+    for attack, spec in attacks.items():
+        accs, secs = {}, {}
+        for name, (mod, xx) in variants.items():
+            g = torch.Generator(device=device).manual_seed(0)
+            start = time.perf_counter()
+            xa = run_attack(spec, mod, xx, ye, generator=g, batch_size=batch)
+            secs[name] = time.perf_counter() - start
+            with torch.no_grad():
+                accs[name] = float((plain(xa).argmax(1) == ye).float().mean())
+        if device.type == "cuda":  # the fp32 rows above let cuDNN use TF32 convolutions (PyTorch's default)
+            with _no_tf32():
+                g = torch.Generator(device=device).manual_seed(0)
+                xa = run_attack(spec, plain, xe.contiguous(), ye, generator=g, batch_size=batch)
+                with torch.no_grad():
+                    accs["fp32_no_tf32"] = float((plain(xa).argmax(1) == ye).float().mean())
+        out["accuracy"][attack], out["seconds"][attack] = accs, secs
+        out["within_0.3_points"][attack] = {k: abs(v - accs["fp32"]) * 100 <= 0.3 for k, v in accs.items()}
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True)
@@ -113,7 +144,7 @@ def main() -> None:
     gen = torch.Generator(device=device).manual_seed(0)
     sync(device)
     t0 = time.perf_counter()
-    adv = pgd(m_cl, xp, yp, norm="linf", eps=0.3, steps=40, step_size=0.01, generator=gen, batch_size=batch)
+    adv = run_attack(AttackSpec.pgd("linf"), m_cl, xp, yp, generator=gen, batch_size=batch)
     sync(device)
     t_advlib = time.perf_counter() - t0
     atk = torchattacks.PGD(m_cl, eps=0.3, alpha=0.01, steps=40, random_start=True)
@@ -132,7 +163,7 @@ def main() -> None:
     xs, ys = load_mnist("train", device=device)
     xs = xs.contiguous(memory_format=torch.channels_last)
     bs = 128
-    attack = {"linf": AttackSpec("pgd", "linf", 0.3, 40, 0.01)}
+    attack = {"linf": AttackSpec.pgd("linf")}
 
     def at_epoch(steps: int) -> dict:
         sub = min(xs.shape[0], steps * bs)
@@ -168,24 +199,8 @@ def main() -> None:
     # 5. precision check on a trained model: channels_last and bf16 vs fp32 PGD accuracy (must stay within 0.3 points)
     trained = trained_model(args.check_profile, "madry-linf", out=args.check_out, device=device).eval()
     m = min(n, 2000)
-    xe, ye = xt[:m], yt[:m]
-    accs = {}
-    for name, mod, xx in (("fp32", trained, xe.contiguous()),
-                          ("fp32_channels_last", runtime.channels_last(trained, xe)[0], xe.contiguous(memory_format=torch.channels_last)),
-                          ("bf16_channels_last", runtime.Autocast(trained), xe.contiguous(memory_format=torch.channels_last))):
-        g = torch.Generator(device=device).manual_seed(0)
-        xa = pgd(mod, xx, ye, norm="linf", eps=0.3, steps=40, step_size=0.01, generator=g, batch_size=batch)
-        with torch.no_grad():
-            accs[name] = float((trained(xa).argmax(1) == ye).float().mean())
-    if device.type == "cuda":  # the fp32 rows above let cuDNN use TF32 convolutions (PyTorch's default)
-        with _no_tf32():
-            g = torch.Generator(device=device).manual_seed(0)
-            xa = pgd(trained, xe.contiguous(), ye, norm="linf", eps=0.3, steps=40, step_size=0.01, generator=g,
-                     batch_size=batch)
-            with torch.no_grad():
-                accs["fp32_no_tf32"] = float((trained(xa).argmax(1) == ye).float().mean())
-    rec["precision_check"] = {"model": f"{args.check_profile}/madry-linf", "n": m, "pgd40_linf_accuracy": accs,
-                              "within_0.3_points": {k: abs(v - accs["fp32"]) * 100 <= 0.3 for k, v in accs.items()}}
+    rec["precision_check"] = precision_check(trained, xt[:m], yt[:m], {"PGD-linf": AttackSpec.pgd("linf")}, device,
+                                             batch, f"{args.check_profile}/madry-linf")
     print("precision:", rec["precision_check"], flush=True)
 
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

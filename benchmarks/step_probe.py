@@ -17,7 +17,8 @@ import torch
 
 from advlib import load_mnist, runtime
 from advlib.models import MadryCNN
-from advlib.protocols import AttackSpec, TrainSpec
+from advlib.protocols import TrainSpec
+from advlib.specs import AttackSpec
 from advlib.training import MadryAT, fit
 
 
@@ -30,7 +31,7 @@ def time_steps(device: torch.device, channels_last: bool, benchmark: bool, steps
     x = x.contiguous(memory_format=runtime.memory_format())
     torch.manual_seed(0)
     model = MadryCNN(init="torch").to(device).to(memory_format=runtime.memory_format())
-    defense = MadryAT("linf", {"linf": AttackSpec("pgd", "linf", 0.3, 40, 0.01)})
+    defense = MadryAT("linf", {"linf": AttackSpec.pgd("linf")})
     spec = TrainSpec(epochs=1, batch_size=batch)
     fit(model, x[:batch * 3], y[:batch * 3], defense, spec, seed=0, quiet=True)  # warm-up and graph capture
     torch.cuda.synchronize(device) if device.type == "cuda" else None

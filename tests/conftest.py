@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny fast models, seeded generators, and one small real-MNIST batch per session.
+"""Shared fixtures and helpers: tiny fast models, seeded generators, one small real-MNIST batch per session,
+the one natural-training loop, the simulated kill of a training run, and synthetic result records.
 
 Everything here runs in milliseconds on a CPU; the only data fixture reads MNIST once per session with
 ``download=False`` (the IDX files of ``$ADVLIB_DATA`` when set, else those packaged with advlib).
@@ -16,6 +17,7 @@ from torch import nn
 
 from advlib import data
 from advlib.data import load_mnist
+from advlib.records import pack_mask
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -126,19 +128,90 @@ def batch(mnist_batch) -> tuple[torch.Tensor, torch.Tensor]:
     return x[:8].clone(), y[:8].clone()
 
 
-@pytest.fixture(scope="session")
-def natural_linear() -> nn.Module:
-    """Logistic regression trained naturally on 2,000 training images (under a second): ~85-90% accurate."""
-    x, y = quiet_load("train", limit=2000)
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
-    opt = torch.optim.Adam(model.parameters(), 1e-2)
-    order = torch.Generator().manual_seed(0)
-    for _ in range(3):
+def train_naturally(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, batch_size: int,
+                    lr: float, seed: int = 0) -> nn.Module:
+    """Plain Adam on the cross-entropy, ``epochs`` passes over ``(x, y)`` in a seeded order; returns the model
+    in eval mode. The one natural-training loop of the tests (advlib's own is tested in test_training_loop.py)."""
+    opt = torch.optim.Adam(model.parameters(), lr)
+    order = torch.Generator().manual_seed(seed)
+    for _ in range(epochs):
         perm = torch.randperm(len(x), generator=order)
-        for i in range(0, len(x), 100):
-            idx = perm[i:i + 100]
+        for i in range(0, len(x), batch_size):
+            idx = perm[i:i + batch_size]
             opt.zero_grad()
             F.cross_entropy(model(x[idx]), y[idx]).backward()
             opt.step()
     return model.eval()
+
+
+@pytest.fixture(scope="session")
+def natural_linear() -> nn.Module:
+    """Logistic regression trained naturally on 2,000 training images (under a second): ~85-90% accurate."""
+    x, y = quiet_load("train", limit=2000)
+    return train_naturally(linear_model(0), x, y, epochs=3, batch_size=100, lr=1e-2)
+
+
+def tanh_mlp(seed: int = 0) -> nn.Module:
+    """A smooth float64 MLP on 4x4-pooled images, so its input Hessian has a genuine network-curvature part and
+    can be indefinite."""
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.AvgPool2d(4), nn.Flatten(), nn.Linear(49, 16), nn.Tanh(), nn.Linear(16, 10)).double()
+    with torch.no_grad():
+        model[2].weight.mul_(6.0)  # push tanh out of its linear regime: a sizeable second-derivative term
+    return model.eval()
+
+
+def mlp(seed: int = 0, dropout: float = 0.0) -> nn.Module:
+    """784-16-10 ReLU MLP (optionally with dropout, which draws from the global RNG): a fast trainable model."""
+    torch.manual_seed(seed)
+    layers = [nn.Flatten(), nn.Linear(784, 16), nn.ReLU()]
+    if dropout:
+        layers.append(nn.Dropout(dropout))
+    return nn.Sequential(*layers, nn.Linear(16, 10))
+
+
+# ---------------------------------------------------------------------------------------------- training runs
+
+
+class Killed(Exception):
+    """A simulated SIGKILL inside a training step."""
+
+
+class KillAt:
+    """Wraps a defense and raises ``Killed`` on its ``k``-th loss call, before the step happens."""
+
+    def __init__(self, inner, k: int) -> None:
+        self.inner, self.k, self.calls = inner, k, 0
+
+    def loss(self, *args, **kwargs):
+        self.calls += 1
+        if self.calls == self.k:
+            raise Killed
+        return self.inner.loss(*args, **kwargs)
+
+    def __getattr__(self, name):  # state_dict / load_state_dict of the inner defense, if any
+        return getattr(self.inner, name)
+
+
+def strip_seconds(history: list[dict]) -> list[dict]:
+    """A training history without its wall-clock ``seconds`` (the only field a resumed run may change)."""
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
+
+
+# ---------------------------------------------------------------------------------------------- result records
+
+
+def make_record(cell: str, percent: dict[str, float], *, n: int = 200, profile: str = "synthetic",
+                masks: bool = True) -> dict:
+    """A record whose entry e is correct on exactly the first round(n·percent[e]/100) examples (nested masks)."""
+    correct = {k: torch.arange(n) < round(n * v / 100) for k, v in percent.items()}
+    correct.setdefault("Natural", torch.ones(n, dtype=torch.bool))
+    return {"cell": cell, "profile": profile, "n_test": n,
+            "accuracy": {k: v.float().mean().item() for k, v in correct.items()},
+            "norm_agnostic": torch.stack(list(correct.values())).all(0).float().mean().item(),
+            "masks": {k: pack_mask(v) for k, v in correct.items()} if masks else {}, "training": []}
+
+
+def acc(pgd_l2: float, pgd_linf: float, so_l2: float, so_linf: float, natural: float = 99.0) -> dict[str, float]:
+    """Table 1's five rows in percent, for ``make_record``."""
+    return {"Natural": natural, "PGD-l2": pgd_l2, "PGD-linf": pgd_linf, "SO-l2": so_l2, "SO-linf": so_linf}

@@ -1,4 +1,4 @@
-"""Attacks (advlib.attacks): boundary guarantees, hygiene, determinism, oracles, trace and strength."""
+"""Attacks (advlib.attacks): boundary guarantees, hygiene, determinism, oracles, the one runner, trace and strength."""
 from __future__ import annotations
 
 import time
@@ -6,31 +6,32 @@ import time
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from advlib import attacks, lp
-from advlib.attacks import Trace, fgsm, pgd, projected_ascent, second_order
+from advlib.attacks import Traced, fgsm, pgd, run_attack, second_order, traced_attack
 from advlib.models import MadryCNN
+from advlib.specs import AttackSpec
+from conftest import train_naturally
 
 NORMS = ("l2", "linf")
 ATTACKS = ("fgsm", "pgd", "so", "so_l2step")
 EPS = {"linf": 0.3, "l2": 2.0}
 
 
-def run(name, model, x, y, norm, *, eps=None, generator=None, batch_size=None, trace=None):
+def run(name, model, x, y, norm, *, eps=None, generator=None, batch_size=None):
     """Each attack with few steps/samples so a call takes milliseconds on a tiny model."""
     eps = EPS[norm] if eps is None else eps
     if name == "fgsm":
         return fgsm(model, x, y, eps=eps, norm=norm, batch_size=batch_size)
     if name == "pgd":
         return pgd(model, x, y, norm=norm, eps=eps, steps=5, step_size=eps / 4, generator=generator,
-                   batch_size=batch_size, trace=trace)
+                   batch_size=batch_size)
     if name == "so":
         return second_order(model, x, y, norm=norm, eps=eps, steps=4, step_size=eps / 4, sigma=0.1, samples=3,
-                            generator=generator, batch_size=batch_size, trace=trace)
-    if name == "so_l2step":  # default step size: SO_LINF_L2_STEP for ℓ∞, the ℓ2 default for ℓ2
+                            generator=generator, batch_size=batch_size)
+    if name == "so_l2step":  # default step size: the ℓ2 length of the rule's sign step for ℓ∞, the rule for ℓ2
         return second_order(model, x, y, norm=norm, eps=eps, steps=4, sigma=0.1, samples=3, linf_step="l2",
-                            generator=generator, batch_size=batch_size, trace=trace)
+                            generator=generator, batch_size=batch_size)
     raise AssertionError(name)
 
 
@@ -169,39 +170,44 @@ def test_default_chunking_covers_large_batches(make_model, mnist_batch):
 
 
 @pytest.mark.parametrize("norm", NORMS)
-def test_zero_steps_and_x_init(norm, make_model, batch, generator):
+def test_zero_steps_and_an_explicit_start(norm, make_model, batch, generator):
     model = make_model("linear")
     x, y = batch
     eps = EPS[norm]
-    out = pgd(model, x, y, norm=norm, eps=eps, steps=0, random_start=False)
+    out = pgd(model, x, y, norm=norm, eps=eps, steps=0, step_size=eps, random_start=False)
     assert torch.equal(out, x) and out.data_ptr() != x.data_ptr()  # a copy, never a view of the input
-    start = pgd(model, x, y, norm=norm, eps=eps, steps=0, generator=generator)  # just the random start
+    start = pgd(model, x, y, norm=norm, eps=eps, steps=0, step_size=eps, generator=generator)  # the random start
     assert_feasible(start, x, norm, eps)
     assert not torch.equal(start, x)
-    # x_init is projected onto the feasible set before use
+    # an explicit start is projected onto the feasible set before use
     far = x + 10.0 * torch.randn(x.shape, generator=generator)
-    out = projected_ascent(model, x, y, eps=eps, norm=norm, steps=0, step_size=0.1, x_init=far)
+    zero = AttackSpec.pgd(norm, eps=eps, steps=0, step_size=0.1, random_start=False)
+    out = run_attack(zero, model, x, y, start=far)
     assert torch.equal(out, lp.project_feasible(far, x, norm, eps))
     assert_feasible(out, x, norm, eps)
-    moved = projected_ascent(model, x, y, eps=eps, norm=norm, steps=2, step_size=eps / 4, x_init=start)
-    assert not torch.equal(moved, projected_ascent(model, x, y, eps=eps, norm=norm, steps=2, step_size=eps / 4))
+    two = AttackSpec.pgd(norm, eps=eps, steps=2, step_size=eps / 4, random_start=False)
+    moved = run_attack(two, model, x, y, start=start)
+    assert not torch.equal(moved, run_attack(two, model, x, y))
 
 
 # ---------------------------------------------------------------- reference oracles -------------------
 
-def hand_pgd(model, x, y, norm, eps, steps, step_size):
-    """A from-scratch PGD (no advlib code) without random start."""
+def hand_pgd(model, x, y, norm, eps, steps, step_size, step_norm=None):
+    """A from-scratch projected ascent (no advlib code) without random start, stepping along sign(g) or
+    g/‖g‖₂ (``step_norm``, default ``norm``) and projecting onto the ``norm`` ball and [0,1]."""
+    # independent oracle: plain torch, written from Madry et al. 2018 / the S-O paper, not from advlib
     x_adv = x.clone()
     for _ in range(steps):
         x_adv.requires_grad_(True)
         (g,) = torch.autograd.grad(F.cross_entropy(model(x_adv), y, reduction="sum"), x_adv)
         with torch.no_grad():
-            if norm == "linf":
+            if (step_norm or norm) == "linf":
                 x_adv = x_adv + step_size * g.sign()
+            else:
+                x_adv = x_adv + step_size * g / g.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
+            if norm == "linf":
                 delta = (x_adv - x).clamp(-eps, eps)
             else:
-                gn = g.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
-                x_adv = x_adv + step_size * g / gn
                 delta = x_adv - x
                 dn = delta.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
                 delta = delta * torch.clamp(eps / dn, max=1.0)
@@ -209,40 +215,18 @@ def hand_pgd(model, x, y, norm, eps, steps, step_size):
     return x_adv
 
 
+def assert_nearly_equal(ours, ref):
+    assert (ours - ref).abs().gt(1e-5).float().mean() < 1e-3  # identical up to float rounding
+
+
 @pytest.mark.parametrize("norm", NORMS)
 def test_pgd_and_fgsm_match_hand_written_loop(norm, natural_linear, mnist_batch):
     x, y = mnist_batch[0][:16], mnist_batch[1][:16]
     eps = EPS[norm]
     ours = pgd(natural_linear, x, y, norm=norm, eps=eps, steps=4, step_size=eps / 3, random_start=False)
-    ref = hand_pgd(natural_linear, x, y, norm, eps, 4, eps / 3)
-    assert (ours - ref).abs().gt(1e-5).float().mean() < 1e-3  # identical up to float rounding
+    assert_nearly_equal(ours, hand_pgd(natural_linear, x, y, norm, eps, 4, eps / 3))
     ours = fgsm(natural_linear, x, y, eps=eps, norm=norm)
-    ref = hand_pgd(natural_linear, x, y, norm, eps, 1, eps)
-    assert (ours - ref).abs().gt(1e-5).float().mean() < 1e-3
-
-
-def test_per_example_losses_by_hand():
-    logits = torch.tensor([[1.0, 2.0, 3.0], [5.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
-    target = torch.tensor([2, 0, 1])
-    cw = attacks.per_example_loss(logits, target, "cw")
-    assert torch.equal(cw, torch.tensor([-51.0, -55.0, -50.0]))  # -relu(z_y - max_{j≠y} z_j + 50)
-    lse = torch.log(torch.exp(logits).sum(1))
-    expected_ce = lse - torch.tensor([3.0, 5.0, 0.0])
-    torch.testing.assert_close(attacks.per_example_loss(logits, target, "ce"), expected_ce)
-    custom = attacks.per_example_loss(logits, target, lambda z, t: z.sum(1))
-    assert torch.equal(custom, torch.tensor([6.0, 5.0, 0.0]))
-
-
-def test_input_gradient_is_per_example(make_model, batch):
-    model = make_model("linear").eval()
-    x, y = batch
-    g, values = attacks.input_gradient(model, x, y)
-    for i in (0, 5):
-        xi = x[i:i + 1].clone().requires_grad_(True)
-        loss = F.cross_entropy(model(xi), y[i:i + 1])
-        (gi,) = torch.autograd.grad(loss, xi)
-        torch.testing.assert_close(g[i:i + 1], gi, rtol=1e-5, atol=1e-7)
-        torch.testing.assert_close(values[i], loss.detach(), rtol=1e-6, atol=1e-7)
+    assert_nearly_equal(ours, hand_pgd(natural_linear, x, y, norm, eps, 1, eps))
 
 
 def test_custom_loss_is_used(natural_linear, batch):
@@ -275,26 +259,155 @@ def test_second_order_l2_step_without_noise_is_l2_projected_ascent(natural_linea
     x, y = mnist_batch[0][:16], mnist_batch[1][:16]
     kw = dict(norm="linf", eps=0.3, steps=6)
     so = second_order(natural_linear, x, y, sigma=0.0, samples=1, linf_step="l2", **kw)
-    ref = projected_ascent(natural_linear, x, y, step_size=attacks.SO_LINF_L2_STEP, step_norm="l2", **kw)
-    assert torch.equal(so, ref)
+    # default: the ℓ2 length (×√784 = 28) of the step rule's sign step, 2.5·0.3/6 (0.28 at 40 steps of 0.01)
+    assert_nearly_equal(so, hand_pgd(natural_linear, x, y, "linf", 0.3, 6, 28 * 2.5 * 0.3 / 6, step_norm="l2"))
     so = second_order(natural_linear, x, y, sigma=0.0, samples=1, linf_step="l2", step_size=0.1, **kw)
-    assert torch.equal(so, projected_ascent(natural_linear, x, y, step_size=0.1, step_norm="l2", **kw))
+    assert_nearly_equal(so, hand_pgd(natural_linear, x, y, "linf", 0.3, 6, 0.1, step_norm="l2"))
+    spec = AttackSpec.so("linf", steps=6, samples=1, sigma=0.0, step_size=0.1, linf_step="l2")
+    assert torch.equal(so, run_attack(spec, natural_linear, x, y))
     # and the ℓ2 step really is a different rule from the sign step
     sign = second_order(natural_linear, x, y, sigma=0.0, samples=1, linf_step="sign", step_size=0.1, **kw)
     assert not torch.equal(so, sign)
 
 
-def test_smoothed_gradient_averages_noisy_gradients(natural_linear, batch, make_generator):
+# ---------------------------------------------------------------- the one runner ----------------------
+
+SPECS = {
+    "pgd-l2": AttackSpec.pgd("l2", eps=2.0, steps=3, step_size=0.8),
+    "pgd-linf": AttackSpec.pgd("linf", eps=0.1, steps=3, step_size=0.04),
+    "so-l2": AttackSpec.so("l2", eps=2.0, steps=2, samples=2, step_size=1.0),
+    "so-linf-l2step": AttackSpec.so("linf", eps=0.1, steps=2, samples=2, linf_step="l2"),
+    "fgsm-linf": AttackSpec.fgsm("linf", eps=0.1),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_run_attack_stays_feasible_for_every_kind(name, natural_linear, batch, make_generator):
     x, y = batch
-    assert torch.equal(attacks.smoothed_gradient(natural_linear, x, y, sigma=0.0, samples=3),
-                       attacks.input_gradient(natural_linear, x, y)[0])
-    sigma, samples = 0.2, 5
-    ours = attacks.smoothed_gradient(natural_linear, x, y, sigma=sigma, samples=samples,
-                                     generator=make_generator(9))
-    noise = torch.randn((samples * len(x), *x.shape[1:]), generator=make_generator(9))
-    ref = torch.stack([attacks.input_gradient(natural_linear, x + sigma * noise[k * len(x):(k + 1) * len(x)], y)[0]
-                       for k in range(samples)]).mean(0)
-    torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-7)
+    spec = SPECS[name]
+    x_adv = run_attack(spec, natural_linear, x, y, generator=make_generator(0))
+    assert_feasible(x_adv, x, spec.norm, spec.eps)
+    assert ce(natural_linear, x_adv, y).mean() > ce(natural_linear, x, y).mean()
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_replay_on_a_cpu_changes_nothing(name, make_model, batch, make_generator):
+    x, y = batch
+    model = make_model("cnn").eval()
+    eager = run_attack(SPECS[name], model, x, y, generator=make_generator(3))
+    replayed = run_attack(SPECS[name], model, x, y, generator=make_generator(3), replay=True)
+    assert torch.equal(eager, replayed)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA-graph replay needs a GPU")
+def test_replay_on_a_gpu_keeps_the_l2_step_of_linf_second_order(natural_linear, batch):
+    """σ = 0 S-O is replayed from a CUDA graph; it must still step along g/‖g‖₂ (``linf_step="l2"``)."""
+    model = natural_linear.cuda()
+    try:
+        x, y = (t.cuda() for t in batch)
+        spec = AttackSpec.so("linf", eps=0.3, steps=4, samples=1, sigma=0.0, linf_step="l2")
+        eager = run_attack(spec, model, x, y)
+        replayed = run_attack(spec, model, x, y, replay=True)
+        assert (eager - replayed).abs().max() < 1e-4
+    finally:
+        natural_linear.cpu()
+
+
+def test_an_explicit_start_replaces_the_random_start(natural_linear, batch, make_generator):
+    x, y = batch
+    spec = AttackSpec.pgd("l2", eps=2.0, steps=3, step_size=0.5)  # random_start=True, overridden by start
+    start = x + 0.01 * torch.randn(x.shape, generator=make_generator(0))
+    a = run_attack(spec, natural_linear, x, y, start=start, generator=make_generator(1))
+    b = run_attack(spec, natural_linear, x, y, start=start, generator=make_generator(2))
+    assert torch.equal(a, b)  # no random numbers drawn: the start is given
+    assert not torch.equal(a, run_attack(spec, natural_linear, x, y, generator=make_generator(1)))
+    from_x = run_attack(spec, natural_linear, x, y, start=x.clone())
+    assert torch.equal(from_x, run_attack(AttackSpec.pgd("l2", eps=2.0, steps=3, step_size=0.5, random_start=False),
+                                          natural_linear, x, y))
+    with pytest.raises(ValueError, match=r"start has shape \(7, 1, 28, 28\) but x has \(8, 1, 28, 28\)"):
+        run_attack(spec, natural_linear, x, y, start=start[:7])
+
+
+def test_a_callable_loss_replaces_the_specs_loss(natural_linear, batch):
+    x, y = batch
+    neg_ce = lambda logits, t: -F.cross_entropy(logits, t, reduction="none")
+    as_ce = run_attack(AttackSpec.pgd("linf", eps=0.1, steps=5, step_size=0.03, random_start=False),
+                       natural_linear, x, y, loss=neg_ce)
+    as_cw = run_attack(AttackSpec.pgd("linf", eps=0.1, steps=5, step_size=0.03, random_start=False, loss="cw"),
+                       natural_linear, x, y, loss=neg_ce)
+    assert torch.equal(as_ce, as_cw)  # the spec's own loss plays no part
+    assert ce(natural_linear, as_cw, y).mean() < ce(natural_linear, x, y).mean()
+    cw = run_attack(AttackSpec.pgd("linf", eps=0.1, steps=5, step_size=0.03, random_start=False, loss="cw"),
+                    natural_linear, x, y)
+    assert not torch.equal(cw, as_cw)
+
+
+def test_soft_targets_go_to_a_callable_loss(natural_linear, batch):
+    """TRADES' use: the target is a probability matrix, not labels."""
+    x, _ = batch
+    with torch.no_grad():
+        p = F.softmax(natural_linear(x), 1)
+    kl = lambda logits, q: F.kl_div(F.log_softmax(logits, 1), q, reduction="none").sum(1)
+    x_adv = run_attack(AttackSpec.pgd("l2", eps=1.0, steps=3, step_size=0.4), natural_linear, x, p, loss=kl,
+                       start=x + 0.001)
+    with torch.no_grad():
+        assert (kl(natural_linear(x_adv), p) > 1e-4).all()
+    assert_feasible(x_adv, x, "l2", 1.0)
+
+
+def test_validate_checks_the_pixels_unless_told_not_to(natural_linear, batch):
+    x, y = batch
+    x = x.clone()
+    x[0, 0, 0, 0] = 1.5
+    spec = AttackSpec.pgd("linf", eps=0.1, steps=2, step_size=0.05, random_start=False)
+    with pytest.raises(ValueError, match=r"x has pixels in \[.*, 1\.5\]; valid range is \[0,1\]"):
+        run_attack(spec, natural_linear, x, y)
+    with pytest.raises(ValueError, match="valid range is"):
+        run_attack(spec, natural_linear, x, y, validate=True)
+    out = run_attack(spec, natural_linear, x, y, validate=False)  # the training loop checked its data once
+    assert out.shape == x.shape and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("spec", [{"kind": "pgd", "norm": "linf"}, "pgd", None])
+def test_a_spec_that_is_not_an_attack_spec_is_rejected(spec, natural_linear, batch):
+    with pytest.raises(ValueError, match=f"spec must be an advlib.specs.AttackSpec, got {type(spec).__name__}"):
+        run_attack(spec, natural_linear, *batch)
+
+
+def test_target_rows_must_match(natural_linear, batch):
+    x, y = batch
+    with pytest.raises(ValueError, match="target has 3 rows but x has 8; they must match"):
+        run_attack(AttackSpec.fgsm("l2", eps=1.0), natural_linear, x, y[:3])
+
+
+@pytest.mark.parametrize("norm", NORMS)
+def test_the_functional_attacks_are_run_attack_of_their_spec(norm, natural_linear, batch, make_generator):
+    x, y = batch
+    eps = EPS[norm]
+    assert torch.equal(
+        pgd(natural_linear, x, y, norm=norm, eps=eps, steps=3, step_size=eps / 4, generator=make_generator(7)),
+        run_attack(AttackSpec.pgd(norm, eps=eps, steps=3, step_size=eps / 4), natural_linear, x, y,
+                   generator=make_generator(7)))
+    assert torch.equal(  # the defaults too: 40 steps by the step rule
+        pgd(natural_linear, x, y, norm=norm, generator=make_generator(8)),
+        run_attack(AttackSpec.pgd(norm), natural_linear, x, y, generator=make_generator(8)))
+    assert torch.equal(
+        second_order(natural_linear, x, y, norm=norm, steps=3, samples=2, generator=make_generator(9)),
+        run_attack(AttackSpec.so(norm, steps=3, samples=2), natural_linear, x, y, generator=make_generator(9)))
+    assert torch.equal(
+        second_order(natural_linear, x, y, norm=norm, steps=2, samples=2, linf_step="l2", loss="cw",
+                      generator=make_generator(10)),
+        run_attack(AttackSpec.so(norm, steps=2, samples=2, linf_step="l2", loss="cw"), natural_linear, x, y,
+                   generator=make_generator(10)))
+    assert torch.equal(fgsm(natural_linear, x, y, eps=eps, norm=norm),
+                       run_attack(AttackSpec.fgsm(norm, eps=eps), natural_linear, x, y))
+
+
+def test_only_eps_given_follows_the_step_rule(natural_linear, batch, make_generator):
+    """The documented behaviour change of issue 8: with only ε given, the step is 2.5·ε/steps."""
+    x, y = batch
+    ours = pgd(natural_linear, x, y, norm="linf", eps=0.1, steps=4, random_start=False)
+    assert_nearly_equal(ours, hand_pgd(natural_linear, x, y, "linf", 0.1, 4, 2.5 * 0.1 / 4))
 
 
 # ---------------------------------------------------------------- trace -------------------------------
@@ -302,41 +415,53 @@ def test_smoothed_gradient_averages_noisy_gradients(natural_linear, batch, make_
 @pytest.mark.parametrize("norm", NORMS)
 def test_trace_records_every_iterate(norm, natural_linear, mnist_batch):
     x, y = mnist_batch
-    trace = Trace()
     steps = 7
-    x_adv = pgd(natural_linear, x, y, norm=norm, eps=EPS[norm], steps=steps, step_size=EPS[norm] / 5,
-                random_start=False, trace=trace)
+    spec = AttackSpec.pgd(norm, eps=EPS[norm], steps=steps, step_size=EPS[norm] / 5, random_start=False)
+    traced = traced_attack(spec, natural_linear, x, y)
+    trace, x_adv = traced.trace, traced.x_adv
+    assert isinstance(traced, Traced)
     assert len(trace.grad_norm) == len(trace.loss) == steps + 1
-    # oracle: first entry at x, last at the returned x_adv
+    # independent oracle: first entry at x, last at the returned x_adv, by plain torch cross-entropy and autograd
     assert trace.loss[0] == pytest.approx(ce(natural_linear, x, y).mean().item(), rel=1e-5)
     assert trace.loss[-1] == pytest.approx(ce(natural_linear, x_adv, y).mean().item(), rel=1e-5)
     xg = x.clone().requires_grad_(True)
     (g,) = torch.autograd.grad(F.cross_entropy(natural_linear(xg), y, reduction="sum"), xg)
     assert trace.grad_norm[0] == pytest.approx(g.flatten(1).norm(dim=1).mean().item(), rel=1e-5)
     # chunked runs report the same batch means
-    chunked = Trace()
-    pgd(natural_linear, x, y, norm=norm, eps=EPS[norm], steps=steps, step_size=EPS[norm] / 5,
-        random_start=False, trace=chunked, batch_size=10)
+    chunked = traced_attack(spec, natural_linear, x, y, batch_size=10).trace
     assert chunked.loss == pytest.approx(trace.loss, rel=1e-4)
     assert chunked.grad_norm == pytest.approx(trace.grad_norm, rel=1e-4)
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_traced_attack_returns_what_run_attack_returns(name, natural_linear, batch, make_generator):
+    x, y = batch
+    spec = SPECS[name]
+    traced = traced_attack(spec, natural_linear, x, y, generator=make_generator(4))
+    assert len(traced.trace.loss) == len(traced.trace.grad_norm) == spec.steps + 1
+    assert torch.equal(traced.x_adv, run_attack(spec, natural_linear, x, y, generator=make_generator(4)))
+
+
+def test_traced_attack_at_eps_zero_still_traces(natural_linear, batch):
+    x, y = batch
+    traced = traced_attack(AttackSpec.pgd("l2", eps=0.0, steps=3, step_size=0.0), natural_linear, x, y)
+    assert torch.equal(traced.x_adv, x) and len(traced.trace.loss) == 4
+    assert traced.trace.loss == pytest.approx([ce(natural_linear, x, y).mean().item()] * 4, rel=1e-6)
 
 
 @pytest.mark.parametrize("norm", NORMS)
 def test_loss_increases_along_pgd_on_natural_model(norm, natural_linear, mnist_batch, generator):
     x, y = mnist_batch
-    trace = Trace()
-    pgd(natural_linear, x, y, norm=norm, eps=EPS[norm], steps=10, step_size=EPS[norm] / 8, generator=generator,
-        trace=trace)
-    loss = trace.loss
+    spec = AttackSpec.pgd(norm, eps=EPS[norm], steps=10, step_size=EPS[norm] / 8)
+    loss = traced_attack(spec, natural_linear, x, y, generator=generator).trace.loss
     assert len(loss) == 11
     assert loss[-1] > 2 * loss[0] and loss[-1] > loss[0] + 1.0
     assert all(b >= a - 1e-4 for a, b in zip(loss, loss[1:])), loss  # non-decreasing, step by step
 
 
 def test_second_order_trace(natural_linear, batch, generator):
-    trace = Trace()
-    second_order(natural_linear, *batch, norm="l2", eps=2.0, steps=3, sigma=0.1, samples=2, generator=generator,
-                 trace=trace)
+    spec = AttackSpec.so("l2", eps=2.0, steps=3, sigma=0.1, samples=2)
+    trace = traced_attack(spec, natural_linear, *batch, generator=generator).trace
     assert len(trace.loss) == len(trace.grad_norm) == 4
     assert all(v > 0 for v in trace.grad_norm)
 
@@ -350,17 +475,7 @@ def test_pgd_breaks_naturally_trained_madry_cnn(load_quiet, record_property):
     x, y = load_quiet("train", limit=2000)
     x_test, y_test = load_quiet("test", limit=300)
     torch.manual_seed(0)
-    model = MadryCNN()
-    opt = torch.optim.Adam(model.parameters(), 1e-3)
-    order = torch.Generator().manual_seed(0)
-    for _ in range(2):
-        perm = torch.randperm(len(x), generator=order)
-        for i in range(0, len(x), 50):
-            idx = perm[i:i + 50]
-            opt.zero_grad()
-            F.cross_entropy(model(x[idx]), y[idx]).backward()
-            opt.step()
-    model.eval()
+    model = train_naturally(MadryCNN(), x, y, epochs=2, batch_size=50, lr=1e-3)
     with torch.no_grad():
         natural = (model(x_test).argmax(1) == y_test).float().mean().item()
     # 20 steps of 0.0375 instead of Madry's 40 of 0.01: same reach (2.5 ε), half the time

@@ -12,8 +12,9 @@ import torch
 
 from advlib import protocols, records
 from advlib.__main__ import main
-from advlib.protocols import CELLS, QUICK, ROWS, TrainSpec, pgd_spec, so_spec
+from advlib.protocols import CELLS, QUICK, ROWS, TrainSpec
 from advlib.records import pack_mask, write_record
+from advlib.specs import AttackSpec
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -115,10 +116,10 @@ def test_reproduce_then_table_in_process(tmp_path, capsys, monkeypatch, mnist_ro
     monkeypatch.setattr("advlib.data._download", lambda folder: False)
     spec = TrainSpec(epochs=1, batch_size=25)
     tiny = replace(QUICK, name="clitiny", n_train=50, n_test=20,
-                   train_attack={"l2": pgd_spec("l2", 1), "linf": pgd_spec("linf", 1)},
+                   train_attack={n: AttackSpec.pgd(n, steps=1) for n in ("l2", "linf")},
                    defenses={d: spec for d in protocols.DEFENSES},
-                   evaluation={"PGD-l2": pgd_spec("l2", 1), "PGD-linf": pgd_spec("linf", 1),
-                               "SO-l2": so_spec("l2", 1, 1), "SO-linf": so_spec("linf", 1, 1)})
+                   evaluation={**{f"PGD-{n}": AttackSpec.pgd(n, steps=1) for n in ("l2", "linf")},
+                               **{f"SO-{n}": AttackSpec.so(n, steps=1, samples=1) for n in ("l2", "linf")}})
     monkeypatch.setitem(protocols.PROFILES, "clitiny", tiny)
     out = tmp_path / "res"
     assert main(["reproduce", "--profile", "clitiny", "--cells", "madry-l2", "--out", str(out), "--quiet"]) == 0

@@ -5,8 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from advlib import fgsm, hessian, lp, models, pgd, second_order
-from advlib.attacks import projected_ascent
+from advlib import fgsm, hessian, lp, models, pgd, run_attack, second_order
+from advlib.specs import AttackSpec
 from advlib.data import load_mnist, mnist_source
 
 
@@ -30,8 +30,8 @@ CASES = [
     ("norm-pgd", lambda m, x, y: pgd(m, x, y, norm="l1"), r"unknown norm 'l1'; valid choices: 'l2', 'linf'"),
     ("norm-lp", lambda m, x, y: lp.project(x, "L2", 1.0), r"unknown norm 'L2'.*'l2', 'linf'"),
     ("norm-so", lambda m, x, y: second_order(m, x, y, norm="inf"), r"unknown norm 'inf'.*'l2', 'linf'"),
-    ("step_norm", lambda m, x, y: projected_ascent(m, x, y, eps=0.1, norm="linf", steps=1, step_size=0.1,
-                                                   step_norm="l0"), r"unknown norm 'l0'.*'l2', 'linf'"),
+    ("step_norm", lambda m, x, y: lp.ascent_step(x, x, x, norm="linf", eps=0.1, step_size=0.1, step_norm="l0"),
+     r"unknown norm 'l0'.*'l2', 'linf'"),
     ("eps-negative", lambda m, x, y: pgd(m, x, y, norm="linf", eps=-0.1), r"eps must be a finite number >= 0, got -0\.1"),
     ("eps-nan", lambda m, x, y: fgsm(m, x, y, eps=float("nan"), norm="l2"), r"eps must be a finite number >= 0, got nan"),
     ("eps-inf", lambda m, x, y: pgd(m, x, y, norm="l2", eps=float("inf")), r"eps must be a finite number >= 0, got inf"),
@@ -65,8 +65,12 @@ CASES = [
      r"y must be an integer label tensor of dtype torch\.int64 and shape \[4\], got torch\.float32"),
     ("y-int32", lambda m, x, y: second_order(m, x, y.int(), norm="linf"),
      r"dtype torch\.int64 .*got torch\.int32"),
-    ("target-rows", lambda m, x, y: projected_ascent(m, x, y[:2], eps=0.1, norm="l2", steps=1, step_size=0.1),
+    ("target-rows", lambda m, x, y: run_attack(AttackSpec.pgd("l2", eps=0.1, steps=1, step_size=0.1), m, x, y[:2]),
      r"target has 2 rows but x has 4; they must match"),
+    ("spec-kind", lambda m, x, y: run_attack(AttackSpec("cw", "l2", 1.0, 1, 1.0), m, x, y),
+     r"unknown attack kind 'cw'; valid choices: 'pgd', 'so'"),
+    ("spec-type", lambda m, x, y: run_attack({"kind": "pgd"}, m, x, y),
+     r"spec must be an advlib\.specs\.AttackSpec, got dict"),
     ("hvp-method", lambda m, x, y: hessian.hvp(m, x, y, x, method="exactly"),
      r"unknown method 'exactly'; valid choices: 'exact', 'finite_difference'"),
     ("hvp-v-shape", lambda m, x, y: hessian.hvp(m, x, y, x[:2]),

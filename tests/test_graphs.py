@@ -9,17 +9,18 @@ import pytest
 import torch
 
 from advlib import graphs, lp
-from advlib.attacks import projected_ascent, start_point
+from advlib.attacks import run_attack, start_point
+from advlib.specs import AttackSpec
 from advlib.training.trades import kl_per_example
 from conftest import quiet_load, tiny_cnn
 
 
 @pytest.mark.parametrize("norm,eps", [("l2", 2.0), ("linf", 0.2)])
-def test_replay_on_cpu_equals_projected_ascent_bit_for_bit(norm, eps):
+def test_replay_on_cpu_equals_run_attack_bit_for_bit(norm, eps):
     x, y = quiet_load("test", 40)
     model = tiny_cnn().eval()
-    expected = projected_ascent(model, x, y, eps=eps, norm=norm, steps=4, step_size=eps / 3, random_start=True,
-                                generator=torch.Generator().manual_seed(5))
+    spec = AttackSpec.pgd(norm, eps=eps, steps=4, step_size=eps / 3)
+    expected = run_attack(spec, model, x, y, generator=torch.Generator().manual_seed(5))
     start = start_point(x, norm, eps, random_start=True, generator=torch.Generator().manual_seed(5))
     got = graphs.replay_ascent(model, x, y, start, eps=eps, step_size=eps / 3, norm=norm, steps=4)
     assert torch.equal(got, expected)

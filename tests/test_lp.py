@@ -15,6 +15,7 @@ SEEDS = range(6)
 
 def ref_norm(delta: torch.Tensor, norm: str) -> torch.Tensor:
     """Independent per-example norm (no advlib code)."""
+    # independent oracle: ref_norm and ref_dual are plain torch reductions, no advlib code
     flat = delta.reshape(delta.shape[0], -1).double()
     return flat.pow(2).sum(1).sqrt() if norm == "l2" else flat.abs().max(1).values
 
@@ -185,3 +186,36 @@ def test_project_feasible_in_ball_and_unit_box(norm, seed):
     # a point that is already feasible comes back (up to the rounding of x + (x_adv - x))
     feasible = lp.project_feasible(x + lp.random_start(x, norm, eps / 2, gen), x, norm, eps)
     assert_close(lp.project_feasible(feasible, x, norm, eps), feasible, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("norm", NORMS)
+@pytest.mark.parametrize("step_norm", [None, "l2", "linf"])
+def test_ascent_step_is_a_steepest_step_then_the_feasible_projection(norm, step_norm):
+    gen = torch.Generator().manual_seed(11)
+    x = torch.rand(6, 1, 8, 8, generator=gen)
+    eps, step = (0.3, 0.1) if norm == "linf" else (1.5, 0.6)
+    x_adv = lp.project_feasible(x + lp.random_start(x, norm, eps, gen), x, norm, eps)
+    g = torch.randn(x.shape, generator=gen)
+    out = lp.ascent_step(x_adv, g, x, norm=norm, eps=eps, step_size=step, step_norm=step_norm)
+    # independent oracle: the step, ball projection and clamp written out without advlib
+    if (step_norm or norm) == "linf":
+        moved = x_adv + step * g.sign()
+    else:
+        moved = x_adv + step * g / g.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
+    delta = moved - x
+    if norm == "linf":
+        delta = delta.clamp(-eps, eps)
+    else:
+        delta = delta * (eps / delta.flatten(1).norm(dim=1)).clamp(max=1.0).view(-1, 1, 1, 1)
+    assert_close(out, (x + delta).clamp(0, 1), rtol=0, atol=1e-6)
+    assert (ref_norm(out - x, norm) <= eps * (1 + 1e-6)).all() and out.min() >= 0 and out.max() <= 1
+    as_tensors = lp.ascent_step(x_adv, g, x, norm=norm, eps=torch.tensor(eps), step_size=torch.tensor(step),
+                                step_norm=step_norm)
+    assert_close(as_tensors, out, rtol=0, atol=1e-6)
+
+
+def test_ascent_step_rejects_an_unknown_step_norm():
+    x = torch.rand(2, 4)
+    with pytest.raises(ValueError, match=r"unknown norm 'l0'.*'l2', 'linf'"):
+        lp.ascent_step(x, x, x, norm="linf", eps=0.1, step_size=0.1, step_norm="l0")
+

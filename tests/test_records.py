@@ -30,6 +30,7 @@ def sample(cell: str = "madry-linf", **changes) -> dict:
 
 
 def hand_digest(record: dict) -> str:
+    # independent oracle: sha256 of the sorted-key JSON body, as the record format specifies
     body = {k: v for k, v in record.items() if k != "digest"}
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 

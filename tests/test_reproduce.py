@@ -22,21 +22,23 @@ import torch
 import advlib
 from advlib import protocols, records
 from advlib import reproduce as rep
-from advlib.protocols import CELLS, QUICK, ROWS, TrainSpec, pgd_spec, so_spec
+from advlib.protocols import QUICK, ROWS, TrainSpec
 from advlib.records import unpack_mask
+from advlib.specs import AttackSpec
 from advlib.training import ATDA, EnsembleAT, MadryAT, Trades
+from conftest import Killed, KillAt, strip_seconds
 
 REPO = Path(__file__).resolve().parents[1]
 
 _BASE = TrainSpec(epochs=2, batch_size=25, checkpoint_every=2, eps_hold=0.1, eps_ramp=0.5)
 TINY = replace(
     QUICK, name="tiny", description="test-only", n_train=100, n_test=30, seed=7,
-    train_attack={"l2": pgd_spec("l2", 2), "linf": pgd_spec("linf", 2)},
+    train_attack={"l2": AttackSpec.pgd("l2", steps=2), "linf": AttackSpec.pgd("linf", steps=2)},
     defenses={"madry": _BASE, "trades": replace(_BASE, beta=1.0), "atda": _BASE,
               "ensemble": replace(_BASE, epochs=1, static_models=("tramer_d",))},
     static=TrainSpec(epochs=1, batch_size=25),
-    evaluation={"PGD-l2": pgd_spec("l2", 2), "PGD-linf": pgd_spec("linf", 2),
-                "SO-l2": so_spec("l2", 2, 2), "SO-linf": so_spec("linf", 2, 2)},
+    evaluation={"PGD-l2": AttackSpec.pgd("l2", steps=2), "PGD-linf": AttackSpec.pgd("linf", steps=2),
+                "SO-l2": AttackSpec.so("l2", steps=2, samples=2), "SO-linf": AttackSpec.so("linf", steps=2, samples=2)},
 )
 
 
@@ -76,65 +78,27 @@ def madry_record(tensors, tmp_path_factory):
     return out, rep.run_cell(TINY, "madry-linf", out, tensors, quiet=True, revision="test-rev")
 
 
-def strip(history):
-    return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
-
-
 # ---------------------------------------------------------------------------------------------- names
 
 
 def test_unknown_profile_lists_the_valid_ones():
-    with pytest.raises(ValueError, match="unknown profile 'nope'; valid choices: 'quick', 'medium', 'tour', 'large', 'full', 'paper'"):
-        protocols.get_profile("nope")
     with pytest.raises(ValueError, match="'quick', 'medium', 'tour', 'large', 'full', 'paper'"):
         rep.reproduce("nope")
 
 
 def test_unknown_cell_lists_the_valid_ones(tmp_path):
-    with pytest.raises(ValueError, match="unknown cell 'madry-l1'") as info:
-        protocols.parse_cells("madry-linf,madry-l1")
-    assert all(repr(c) in str(info.value) for c in CELLS)
     with pytest.raises(ValueError, match="'atda-mix'"):
         rep.reproduce("quick", "bogus", out=tmp_path / "out")
     with pytest.raises(ValueError, match="valid choices"):
         rep.reproduce("quick", ["madry-linf", "nope"], out=tmp_path / "out")
-    with pytest.raises(ValueError, match="valid choices"):
-        protocols.split_cell("madry")
     assert not (tmp_path / "out").exists()  # validation happens before any work
 
 
-def test_parse_cells_and_split_cell():
-    assert protocols.parse_cells(None) == list(protocols.CELL_ORDER) == protocols.parse_cells("all")
-    assert sorted(protocols.CELL_ORDER) == sorted(CELLS)
-    assert protocols.CELL_ORDER[:2] == ("madry-linf", "trades-linf")  # the cells that carry the central claim
-    assert len(CELLS) == 12
-    assert protocols.parse_cells(" madry-linf , trades-l2,") == ["madry-linf", "trades-l2"]
-    assert protocols.split_cell("trades-mix") == ("trades", "mix")
-    assert protocols.split_cell("ensemble-linf") == ("ensemble", "linf")
-
-
-def test_profiles_are_registered_and_consistent():
-    assert set(protocols.PROFILES) == {"quick", "medium", "tour", "large", "full", "paper"}
-    tour, medium = protocols.TOUR, protocols.MEDIUM  # the first run: medium's training, fewer test images
-    assert (tour.n_test, tour.defenses, tour.train_attack, tour.evaluation) == (
-        500, medium.defenses, medium.train_attack, medium.evaluation)
-    for prof in protocols.PROFILES.values():
-        assert set(prof.train_attack) == {"l2", "linf"}
-        assert set(prof.defenses) == set(protocols.DEFENSES)
-        assert set(prof.evaluation) == set(ROWS[1:])
-        assert prof.defenses["trades"].beta == 6.0  # REPRO CHOICE β = 6 (§2.3)
-        assert prof.defenses["ensemble"].static_models == ("tramer_a", "tramer_c", "tramer_d")
-        for name, spec in prof.evaluation.items():
-            assert spec.eps == {"l2": 4.0, "linf": 0.3}[spec.norm]  # the paper's ε (§5)
-            assert spec.kind == ("pgd" if name.startswith("PGD") else "so")
-            assert name.endswith(spec.norm)
-    paper = protocols.PAPER
-    assert paper.defenses["madry"].lr == 1e-4 and paper.defenses["madry"].batch_size == 50
-    assert paper.defenses["trades"].optimizer == "sgd" and paper.defenses["trades"].lr_milestones == (55, 75, 90)
-    assert protocols.FULL.train_attack["linf"].steps == 40 and protocols.FULL.train_attack["linf"].step_size == 0.01
-    large = protocols.LARGE  # all 60k images, PGD-10 training, the paper's attack settings on 1k test images
-    assert (large.n_train, large.n_test, large.train_attack["linf"].steps) == (None, 1000, 10)
-    assert large.evaluation == protocols.FULL.evaluation
+def test_the_tiny_profile_keeps_the_specs_it_had_before_issue_8():
+    """``pgd_spec(norm, steps)`` / ``so_spec(norm, steps, samples)`` of old: 2.5·ε/steps, the authors' σ."""
+    assert TINY.train_attack["l2"] == AttackSpec("pgd", "l2", 4.0, 2, 5.0)
+    assert TINY.evaluation["SO-linf"] == AttackSpec("so", "linf", 0.3, 2, 0.375, random_start=False, sigma=0.1,
+                                                    samples=2)
 
 
 def test_config_hash_identifies_the_configuration():
@@ -175,6 +139,11 @@ def test_make_defense_builds_each_defense(tensors):
     assert isinstance(ens, EnsembleAT) and ens.static == static
     atda = rep.make_defense("atda", "l2", TINY, [], "cpu")
     assert isinstance(atda, ATDA) and atda.attacks is TINY.train_attack
+
+
+def test_make_defense_rejects_an_unknown_defense_listing_the_valid_ones():
+    with pytest.raises(ValueError, match="unknown defense 'nope'; valid choices: 'madry', 'trades', 'ensemble', 'atda'"):
+        rep.make_defense("nope", "l2", TINY, [], "cpu")
 
 
 # ---------------------------------------------------------------------------------------------- one record
@@ -290,24 +259,6 @@ def test_reproduce_recomputes_a_damaged_record(damage, tiny, madry_record, tenso
         assert fresh[key] == json.loads(json.dumps(original[key])), key
 
 
-class Killed(Exception):
-    pass
-
-
-class KillAt:
-    def __init__(self, inner, k: int) -> None:
-        self.inner, self.k, self.calls = inner, k, 0
-
-    def loss(self, *args, **kwargs):
-        self.calls += 1
-        if self.calls == self.k:
-            raise Killed
-        return self.inner.loss(*args, **kwargs)
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
-
-
 @pytest.fixture(scope="module")
 def atda_clean(tensors, tmp_path_factory):
     """An uninterrupted tiny atda-mix cell (ATDA: defense state; mix: alternating norms; ε warm-up)."""
@@ -330,7 +281,7 @@ def test_killed_cell_resumes_to_the_same_numbers(kill_at, tiny, atda_clean, tens
     resumed = rep.reproduce("tiny", cell, out=tmp_path, quiet=True)[cell]
     for key in ("accuracy", "masks", "traces", "norm_agnostic"):
         assert resumed[key] == clean[key], key
-    assert strip(resumed["training"]) == strip(clean["training"])
+    assert strip_seconds(resumed["training"]) == strip_seconds(clean["training"])
     assert list(tmp_path.rglob("*.tmp")) == []
 
 
@@ -437,7 +388,7 @@ def test_a_cell_stopped_at_the_time_budget_resumes_to_the_same_numbers(tiny, atd
     resumed = rep.reproduce("tiny", cell, out=tmp_path, quiet=True)[cell]
     for key in ("accuracy", "masks", "norm_agnostic"):
         assert resumed[key] == clean[key], key
-    assert strip(resumed["training"]) == strip(clean["training"])
+    assert strip_seconds(resumed["training"]) == strip_seconds(clean["training"])
 
 
 def test_a_cell_expected_to_overrun_the_budget_is_not_started(tiny, madry_record, tmp_path, monkeypatch, capsys):

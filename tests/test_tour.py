@@ -6,15 +6,16 @@ from dataclasses import replace
 
 from advlib import protocols, tour
 from advlib.__main__ import main
-from advlib.protocols import TrainSpec, pgd_spec, so_spec
+from advlib.protocols import TrainSpec
+from advlib.specs import AttackSpec
 
 
 def test_the_tour_shows_the_committed_table_then_runs_its_two_cells(tmp_path, capsys, monkeypatch):
     spec = TrainSpec(epochs=1, batch_size=25)
     tiny = replace(protocols.TOUR, n_train=50, n_test=20, defenses={d: spec for d in protocols.DEFENSES},
-                   train_attack={"l2": pgd_spec("l2", 1), "linf": pgd_spec("linf", 1)},
-                   evaluation={"PGD-l2": pgd_spec("l2", 1), "PGD-linf": pgd_spec("linf", 1),
-                               "SO-l2": so_spec("l2", 1, 1), "SO-linf": so_spec("linf", 1, 1)})
+                   train_attack={n: AttackSpec.pgd(n, steps=1) for n in ("l2", "linf")},
+                   evaluation={**{f"PGD-{n}": AttackSpec.pgd(n, steps=1) for n in ("l2", "linf")},
+                               **{f"SO-{n}": AttackSpec.so(n, steps=1, samples=1) for n in ("l2", "linf")}})
     monkeypatch.setitem(protocols.PROFILES, "tour", tiny)
     assert main(["tour", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out

@@ -1,4 +1,5 @@
-"""The shared training loop ``advlib.training.loop.fit``: batching, schedules, metrics, and resume-after-kill.
+"""``advlib.training.loop``: the shared loop ``fit`` (batching, schedules, metrics, resume-after-kill), the ε warm-up,
+the mix alternation of norms, and ``training_attack``, the one way every defense attacks.
 
 "Same numbers after a kill" is checked exactly (``torch.equal`` on every weight, the optimiser-independent
 defense state, and the per-epoch history except its wall-clock ``seconds``).
@@ -11,23 +12,18 @@ import pytest
 import torch
 from torch import nn
 
-from advlib.protocols import AttackSpec, TrainSpec
-from advlib.training import ATDA, EnsembleAT, MadryAT, Natural, Trades, fit
+from advlib.attacks import run_attack
+from advlib.protocols import TrainSpec
+from advlib.specs import AttackSpec
+from advlib.training import ATDA, EnsembleAT, MadryAT, Natural, Trades, fit, training_norm
 from advlib.training import loop as loop_mod
-from advlib.training.loop import eps_scale, make_optimizer
+from advlib.training.loop import eps_scale, make_optimizer, training_attack
+from conftest import Killed, KillAt, mlp, strip_seconds
 
 ATTACKS = {"l2": AttackSpec("pgd", "l2", 4.0, 2, 2.0), "linf": AttackSpec("pgd", "linf", 0.3, 2, 0.15)}
 N, BS = 22, 4  # 6 batches per epoch, the last one of 2 examples
 PER_EPOCH = 6
 SPEC = TrainSpec(epochs=3, batch_size=BS, checkpoint_every=2, eps_hold=0.1, eps_ramp=0.5, lr_milestones=(2,))
-
-
-def mlp(seed: int = 0, dropout: float = 0.0) -> nn.Module:
-    torch.manual_seed(seed)
-    layers = [nn.Flatten(), nn.Linear(784, 16), nn.ReLU()]
-    if dropout:
-        layers.append(nn.Dropout(dropout))
-    return nn.Sequential(*layers, nn.Linear(16, 10))
 
 
 @pytest.fixture(scope="module")
@@ -53,10 +49,6 @@ def make_defense(name: str):
 DEFENSES = ["natural", "madry-mix", "trades-l2", "ensemble-linf", "atda-mix"]
 
 
-def strip(history):
-    return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
-
-
 def assert_same_model(a: nn.Module, b: nn.Module) -> None:
     sa, sb = a.state_dict(), b.state_dict()
     assert sa.keys() == sb.keys()
@@ -68,26 +60,6 @@ def reference_run(name, data, tmp_path: Path, spec=SPEC, seed=3):
     model, defense = mlp(0), make_defense(name)
     history = fit(model, *data, defense, spec, seed=seed, checkpoint=tmp_path / "ref.pt", quiet=True)
     return model, defense, history
-
-
-class Killed(Exception):
-    pass
-
-
-class KillAt:
-    """Wraps a defense and raises (a simulated SIGKILL) on its ``k``-th loss call, before the step happens."""
-
-    def __init__(self, inner, k: int) -> None:
-        self.inner, self.k, self.calls = inner, k, 0
-
-    def loss(self, *args, **kwargs):
-        self.calls += 1
-        if self.calls == self.k:
-            raise Killed
-        return self.inner.loss(*args, **kwargs)
-
-    def __getattr__(self, name):  # state_dict / load_state_dict of the inner defense, if any
-        return getattr(self.inner, name)
 
 
 # ---------------------------------------------------------------------------------------------- resume-after-kill
@@ -106,7 +78,7 @@ def test_resume_after_stop_equals_uninterrupted_run(name, kill_after, data, tmp_
     model, defense = mlp(42), make_defense(name)
     history = fit(model, *data, defense, SPEC, seed=3, checkpoint=ckpt, quiet=True)
     assert_same_model(model, ref_model)
-    assert strip(history) == strip(ref_history)
+    assert strip_seconds(history) == strip_seconds(ref_history)
     if hasattr(defense, "state_dict"):
         for k, v in ref_defense.state_dict().items():
             assert torch.equal(defense.state_dict()[k], v)
@@ -130,7 +102,7 @@ def test_resume_after_hard_kill_from_last_periodic_checkpoint(name, kill_at, dat
     model, defense = mlp(1), make_defense(name)
     history = fit(model, *data, defense, SPEC, seed=3, checkpoint=ckpt, quiet=True)
     assert_same_model(model, ref_model)
-    assert strip(history) == strip(ref_history)
+    assert strip_seconds(history) == strip_seconds(ref_history)
     for k, v in ref_defense.state_dict().items() if hasattr(ref_defense, "state_dict") else []:
         assert torch.equal(defense.state_dict()[k], v)
 
@@ -143,7 +115,7 @@ def test_several_kills_in_a_row_still_equal(data, tmp_path):
     model = mlp(9)
     history = fit(model, *data, make_defense("atda-mix"), SPEC, seed=3, checkpoint=ckpt, quiet=True)
     assert_same_model(model, ref_model)
-    assert strip(history) == strip(ref_history)
+    assert strip_seconds(history) == strip_seconds(ref_history)
 
 
 def test_finished_checkpoint_is_loaded_without_training(data, tmp_path):
@@ -348,3 +320,80 @@ def test_zero_epochs_returns_empty_history(data, tmp_path):
     before = model[1].weight.clone()
     assert fit(model, *data, Natural(), TrainSpec(epochs=0, batch_size=4), seed=0, quiet=True) == []
     assert torch.equal(model[1].weight, before)
+
+
+# ---------------------------------------------------------------------------------------------- the ε warm-up
+
+
+def test_eps_scale_warm_up_schedule_values():
+    spec = TrainSpec(epochs=1, batch_size=1, eps_hold=0.1, eps_ramp=0.5)
+    total = 100
+    want = {0: 0.0, 5: 0.0, 10: 0.0, 20: 0.25, 30: 0.5, 40: 0.75, 49: 0.975, 50: 1.0, 99: 1.0}
+    for step, value in want.items():
+        assert eps_scale(spec, step, total) == pytest.approx(value, abs=1e-12), step
+    # no warm-up: always full ε
+    plain = TrainSpec(epochs=1, batch_size=1)
+    assert [eps_scale(plain, s, 10) for s in range(10)] == [1.0] * 10
+    # monotone and within [0, 1]
+    values = [eps_scale(spec, s, total) for s in range(total)]
+    assert values == sorted(values) and min(values) == 0.0 and max(values) == 1.0
+
+
+def test_eps_scale_profiles_ramp_to_full_eps():
+    from advlib.protocols import MEDIUM, QUICK
+    for prof in (QUICK, MEDIUM):
+        spec = prof.defenses["madry"]
+        assert eps_scale(spec, 0, 1000) == 0.0
+        assert eps_scale(spec, int(1000 * spec.eps_ramp), 1000) == 1.0
+
+
+def test_eps_scale_step_warm_up_when_hold_equals_ramp():
+    """Regression: eps_hold == eps_ramp > 0 (a step warm-up) used to raise ZeroDivisionError."""
+    spec = TrainSpec(epochs=1, batch_size=1, eps_hold=0.2, eps_ramp=0.2)
+    assert [eps_scale(spec, s, 10) for s in range(4)] == [0.0, 0.0, 1.0, 1.0]
+
+
+def test_training_norm_mix_alternates_l2_even_linf_odd():
+    assert [training_norm("mix", s) for s in range(7)] == ["l2", "linf"] * 3 + ["l2"]
+    assert training_norm("mix", 1001) == "linf"
+    assert {training_norm("l2", s) for s in range(5)} == {"l2"}
+    assert {training_norm("linf", s) for s in range(5)} == {"linf"}
+    with pytest.raises(ValueError, match="valid choices"):
+        training_norm("l1", 0)
+
+
+# ---------------------------------------------------------------------------------------------- training_attack
+
+
+@pytest.mark.parametrize("spec", [AttackSpec("pgd", "l2", 4.0, 7, 0.5, random_start=False),
+                                  AttackSpec.pgd("linf", steps=3), AttackSpec.so("l2", steps=2, samples=2)])
+@pytest.mark.parametrize("scale", [0.25, 1.0])
+def test_training_attack_is_run_attack_of_the_scaled_spec(spec, scale, data):
+    x, y = data[0][:6], data[1][:6]
+    model = mlp(0).eval()
+    ours = training_attack(model, x, y, spec, scale, torch.Generator().manual_seed(4))
+    ref = run_attack(spec.scaled(scale), model, x, y, generator=torch.Generator().manual_seed(4))
+    assert torch.equal(ours, ref)
+    if scale != 1.0:
+        assert not torch.equal(ours, run_attack(spec, model, x, y, generator=torch.Generator().manual_seed(4)))
+
+
+def test_training_attack_scales_eps_and_step_size_only(monkeypatch, data):
+    seen = []
+    monkeypatch.setattr(loop_mod, "run_attack", lambda spec, *a, **k: seen.append((spec, k)) or a[1])
+    spec = AttackSpec("pgd", "l2", 4.0, 7, 0.5, random_start=False)
+    generator = torch.Generator()
+    x, y = data
+    training_attack(mlp(0), x, y, spec, 0.25, generator, start=x)
+    (called, kwargs), = seen
+    assert called == AttackSpec("pgd", "l2", 1.0, 7, 0.125, random_start=False)
+    # the batch was validated by fit: no per-call pixel check; graph replay on a GPU; extra arguments pass through
+    assert kwargs["validate"] is False and kwargs["replay"] is True
+    assert kwargs["generator"] is generator and kwargs["start"] is x
+
+
+def test_training_attack_at_eps_scale_zero_returns_x(data):
+    x, y = data
+    out = training_attack(mlp(0), x, y, AttackSpec.pgd("linf", steps=2), 0.0, torch.Generator())
+    assert torch.equal(out, x) and out.data_ptr() != x.data_ptr()
+

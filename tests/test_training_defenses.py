@@ -1,4 +1,5 @@
-"""The four defenses' losses against hand-computed values, and one optimisation step of each defense.
+"""``advlib.training`` defenses (natural, madry, trades, ensemble, atda): their losses against hand-computed
+values, how each calls ``training_attack``, and one optimisation step of each defense.
 
 Oracles are written independently of advlib: explicit Python loops over a 3-example batch in float64
 (``math.exp``/``math.log``), or the closed forms of the anchors (protocols.md §2.1, §3.3, §4.2-4.3).
@@ -13,15 +14,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from advlib.protocols import AttackSpec, TrainSpec, pgd_spec
+from advlib.specs import AttackSpec
 from advlib.training import ATDA, EnsembleAT, MadryAT, Natural, Trades, training_norm
 from advlib.training import atda as atda_mod
 from advlib.training import ensemble as ensemble_mod
 from advlib.training import madry as madry_mod
 from advlib.training import trades as trades_mod
-from advlib.training.loop import attack_kwargs, eps_scale
+from conftest import mlp
 
 # ---------------------------------------------------------------------------------------------- helpers
+# independent oracle: _softmax … _hand_update below are plain-Python (math module) formulas from the anchors' code
 
 
 def _rows(seed: int, n: int = 3, k: int = 10, scale: float = 2.0) -> list[list[float]]:
@@ -110,11 +112,6 @@ class Fixed(nn.Module):
         return x.flatten(1).to(self.w.dtype) @ self.w + self.b
 
 
-def mlp(seed: int = 0) -> nn.Module:
-    torch.manual_seed(seed)
-    return nn.Sequential(nn.Flatten(), nn.Linear(784, 16), nn.ReLU(), nn.Linear(16, 10))
-
-
 def _images(n: int, seed: int, dtype=torch.float32) -> torch.Tensor:
     return torch.rand(n, 1, 28, 28, generator=torch.Generator().manual_seed(seed), dtype=dtype)
 
@@ -122,24 +119,20 @@ def _images(n: int, seed: int, dtype=torch.float32) -> torch.Tensor:
 ATTACKS = {"l2": AttackSpec("pgd", "l2", 4.0, 3, 1.0), "linf": AttackSpec("pgd", "linf", 0.3, 3, 0.1)}
 
 
-class Spy:
-    """Replaces an attack function: records its calls and returns a fixed x_adv (or x itself)."""
+class TrainingSpy:
+    """Replaces ``training_attack(source, x, target, spec, eps_scale, generator, **kwargs)`` in a defense module:
+    records the attack it would run (``spec`` at ``eps_scale``) and returns a fixed x_adv (or x itself)."""
 
     def __init__(self, x_adv: torch.Tensor | None = None) -> None:
         self.calls: list[dict] = []
         self.x_adv = x_adv
 
-    def __call__(self, model, x, *args, **kwargs):
-        self.calls.append({"model": model, **kwargs})
+    def __call__(self, source, x, target, spec, eps_scale, generator, **kwargs):
+        scaled = spec.scaled(eps_scale)
+        self.calls.append({"model": source, "norm": scaled.norm, "eps": scaled.eps, "steps": scaled.steps,
+                           "step_size": scaled.step_size, "random_start": scaled.random_start, "target": target,
+                           "generator": generator, **kwargs})
         return (x if self.x_adv is None else self.x_adv).detach().clone()
-
-
-class TrainingSpy(Spy):
-    """Replaces ``training_pgd(model, x, y, spec, eps_scale, generator)``; records the PGD it would run."""
-
-    def __call__(self, model, x, y, spec, eps_scale, generator):
-        return super().__call__(model, x, norm=spec.norm, eps=spec.eps * eps_scale, steps=spec.steps,
-                                step_size=spec.step_size * eps_scale, random_start=spec.random_start)
 
 
 # ---------------------------------------------------------------------------------------------- TRADES
@@ -225,6 +218,7 @@ def test_trades_adversary_matches_reference_loop(norm):
     spec = AttackSpec("pgd", norm, {"linf": 0.3, "l2": 2.0}[norm], 4, {"linf": 0.05, "l2": 0.5}[norm])
     got = trades_mod.trades_adversary(model, x, spec, torch.Generator().manual_seed(7))
 
+    # independent oracle: the loop of yaodongyu/TRADES trades.py in plain torch, no advlib code
     g = torch.Generator().manual_seed(7)
     p = F.softmax(model(x), 1).detach()
     x_adv = (x + 0.001 * torch.randn(x.shape, generator=g, dtype=x.dtype)).clamp(0, 1)
@@ -330,7 +324,7 @@ def test_atda_loss_total_is_ce_plus_ce_plus_third_of_domain_terms():
 def test_atda_defense_uses_old_centres_then_updates_them(monkeypatch):
     model = Fixed(3)
     x, x_adv, y = _images(3, 34, torch.float64), _images(3, 35, torch.float64), torch.tensor([0, 5, 5])
-    monkeypatch.setattr(atda_mod, "training_pgd", TrainingSpy(x_adv))
+    monkeypatch.setattr(atda_mod, "training_attack", TrainingSpy(x_adv))
     defense = ATDA("linf", ATTACKS)
     start = _rows(36, n=10, scale=1.0)
     defense.load_state_dict({"centres": _t(start)})
@@ -401,14 +395,14 @@ def test_ensemble_uses_drawn_static_model(monkeypatch, norm):
     model = Counting(mlp(1))
     x, y = _images(4, 40), torch.tensor([0, 1, 2, 3])
     captured = {}
-    real_pgd = ensemble_mod.training_pgd
+    real_attack = ensemble_mod.training_attack
 
     def spy(source, x_, y_, *args):
         captured["source"] = source
-        captured["x_adv"] = real_pgd(source, x_, y_, *args)
+        captured["x_adv"] = real_attack(source, x_, y_, *args)
         return captured["x_adv"]
 
-    monkeypatch.setattr(ensemble_mod, "training_pgd", spy)
+    monkeypatch.setattr(ensemble_mod, "training_attack", spy)
     seen = set()
     for seed in range(12):
         expected = ensemble_mod.draw_source(3, torch.Generator().manual_seed(seed))
@@ -441,19 +435,19 @@ def test_ensemble_static_models_are_frozen_and_in_eval_mode():
 def test_ensemble_loss_is_half_clean_plus_half_adversarial_ce(monkeypatch):
     model = Fixed(4)
     x, x_adv, y = _images(3, 41, torch.float64), _images(3, 42, torch.float64), torch.tensor([2, 9, 4])
-    monkeypatch.setattr(ensemble_mod, "training_pgd", TrainingSpy(x_adv))
+    monkeypatch.setattr(ensemble_mod, "training_attack", TrainingSpy(x_adv))
     loss, _ = EnsembleAT("l2", ATTACKS, [Fixed(5)]).loss(model, x, y, 0, torch.Generator().manual_seed(0))
     want = 0.5 * _ce_mean(model(x).tolist(), y.tolist()) + 0.5 * _ce_mean(model(x_adv).tolist(), y.tolist())
     assert loss.item() == pytest.approx(want, rel=1e-12)
 
 
-# ---------------------------------------------------------------------------------------------- Madry, mix, warm-up
+# ---------------------------------------------------------------------------------------------- Madry, natural, and how each defense attacks
 
 
 def test_madry_loss_is_ce_on_adversarial_examples_only(monkeypatch):
     model = Fixed(6)
     x, x_adv, y = _images(3, 43, torch.float64), _images(3, 44, torch.float64), torch.tensor([7, 7, 1])
-    monkeypatch.setattr(madry_mod, "training_pgd", TrainingSpy(x_adv))
+    monkeypatch.setattr(madry_mod, "training_attack", TrainingSpy(x_adv))
     loss, stats = MadryAT("linf", ATTACKS).loss(model, x, y, 0, torch.Generator())
     assert loss.item() == pytest.approx(_ce_mean(model(x_adv).tolist(), y.tolist()), rel=1e-12)
     assert loss.item() != pytest.approx(_ce_mean(model(x).tolist(), y.tolist()), rel=1e-6)
@@ -468,15 +462,6 @@ def test_natural_loss_is_clean_ce():
     assert stats["acc"].item() == pytest.approx(acc)
 
 
-def test_training_norm_mix_alternates_l2_even_linf_odd():
-    assert [training_norm("mix", s) for s in range(7)] == ["l2", "linf"] * 3 + ["l2"]
-    assert training_norm("mix", 1001) == "linf"
-    assert {training_norm("l2", s) for s in range(5)} == {"l2"}
-    assert {training_norm("linf", s) for s in range(5)} == {"linf"}
-    with pytest.raises(ValueError, match="valid choices"):
-        training_norm("l1", 0)
-
-
 def _spec_of(call: dict) -> tuple:
     return call["norm"], call["eps"], call["steps"], call["step_size"], call["random_start"]
 
@@ -484,7 +469,7 @@ def _spec_of(call: dict) -> tuple:
 @pytest.mark.parametrize("norm", ["mix", "l2", "linf"])
 def test_madry_uses_the_attack_spec_of_the_step_norm(monkeypatch, norm):
     spy = TrainingSpy()
-    monkeypatch.setattr(madry_mod, "training_pgd", spy)
+    monkeypatch.setattr(madry_mod, "training_attack", spy)
     defense, model = MadryAT(norm, ATTACKS), mlp()
     x, y = _images(2, 46), torch.tensor([0, 1])
     for step in range(4):
@@ -498,15 +483,14 @@ def test_madry_uses_the_attack_spec_of_the_step_norm(monkeypatch, norm):
 
 @pytest.mark.parametrize("defense_name", ["trades", "ensemble", "atda"])
 def test_other_defenses_follow_the_mix_alternation(monkeypatch, defense_name):
-    spy = Spy() if defense_name == "trades" else TrainingSpy()
+    spy = TrainingSpy()
+    module = {"trades": trades_mod, "ensemble": ensemble_mod, "atda": atda_mod}[defense_name]
+    monkeypatch.setattr(module, "training_attack", spy)
     if defense_name == "trades":
-        monkeypatch.setattr(trades_mod.graphs, "replay_ascent", spy)
         defense = Trades("mix", ATTACKS, beta=6.0)
     elif defense_name == "ensemble":
-        monkeypatch.setattr(ensemble_mod, "training_pgd", spy)
         defense = EnsembleAT("mix", ATTACKS, [])
     else:
-        monkeypatch.setattr(atda_mod, "training_pgd", spy)
         defense = ATDA("mix", ATTACKS)
     x, y = _images(2, 47), torch.tensor([0, 1])
     for step in range(4):
@@ -517,39 +501,33 @@ def test_other_defenses_follow_the_mix_alternation(monkeypatch, defense_name):
     assert eps == [4.0, 0.3, 4.0, 0.3]
 
 
-def test_attack_kwargs_scales_eps_and_step_size_only():
-    spec = AttackSpec("pgd", "l2", 4.0, 7, 0.5, random_start=False)
-    assert attack_kwargs(spec, 0.25) == {"norm": "l2", "eps": 1.0, "steps": 7, "step_size": 0.125,
-                                         "random_start": False}
-    assert attack_kwargs(spec) == {"norm": "l2", "eps": 4.0, "steps": 7, "step_size": 0.5, "random_start": False}
+def test_trades_attacks_its_kl_from_x_plus_small_noise(monkeypatch):
+    """TRADES calls ``training_attack`` with the KL to the clean prediction and the start x + 0.001·N(0, I)."""
+    spy = TrainingSpy()
+    monkeypatch.setattr(trades_mod, "training_attack", spy)
+    model, x, y = mlp(2), _images(3, 48), torch.tensor([4, 5, 6])
+    Trades("l2", ATTACKS, beta=6.0).loss(model, x, y, 0, torch.Generator().manual_seed(1), 0.5)
+    (call,) = spy.calls
+    assert call["loss"] is trades_mod.kl_per_example
+    assert torch.allclose(call["target"], F.softmax(model(x), 1)) and call["target"].shape == (3, 10)
+    noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(call["start"], x + trades_mod.INIT_STD * noise) and trades_mod.INIT_STD == 0.001
+    assert (call["eps"], call["step_size"]) == (2.0, 0.5)  # ATTACKS["l2"] at the warm-up's half
 
 
-def test_eps_scale_warm_up_schedule_values():
-    spec = TrainSpec(epochs=1, batch_size=1, eps_hold=0.1, eps_ramp=0.5)
-    total = 100
-    want = {0: 0.0, 5: 0.0, 10: 0.0, 20: 0.25, 30: 0.5, 40: 0.75, 49: 0.975, 50: 1.0, 99: 1.0}
-    for step, value in want.items():
-        assert eps_scale(spec, step, total) == pytest.approx(value, abs=1e-12), step
-    # no warm-up: always full ε
-    plain = TrainSpec(epochs=1, batch_size=1)
-    assert [eps_scale(plain, s, 10) for s in range(10)] == [1.0] * 10
-    # monotone and within [0, 1]
-    values = [eps_scale(spec, s, total) for s in range(total)]
-    assert values == sorted(values) and min(values) == 0.0 and max(values) == 1.0
-
-
-def test_eps_scale_profiles_ramp_to_full_eps():
-    from advlib.protocols import MEDIUM, QUICK
-    for prof in (QUICK, MEDIUM):
-        spec = prof.defenses["madry"]
-        assert eps_scale(spec, 0, 1000) == 0.0
-        assert eps_scale(spec, int(1000 * spec.eps_ramp), 1000) == 1.0
-
-
-def test_eps_scale_step_warm_up_when_hold_equals_ramp():
-    """Regression: eps_hold == eps_ramp > 0 (a step warm-up) used to raise ZeroDivisionError."""
-    spec = TrainSpec(epochs=1, batch_size=1, eps_hold=0.2, eps_ramp=0.2)
-    assert [eps_scale(spec, s, 10) for s in range(4)] == [0.0, 0.0, 1.0, 1.0]
+@pytest.mark.parametrize("defense_name", ["madry", "ensemble", "atda"])
+def test_the_other_defenses_attack_with_true_labels_and_the_specs_own_loss(monkeypatch, defense_name):
+    spy = TrainingSpy()
+    module = {"madry": madry_mod, "ensemble": ensemble_mod, "atda": atda_mod}[defense_name]
+    monkeypatch.setattr(module, "training_attack", spy)
+    defense = {"madry": lambda: MadryAT("linf", ATTACKS), "ensemble": lambda: EnsembleAT("linf", ATTACKS, []),
+               "atda": lambda: ATDA("linf", ATTACKS)}[defense_name]()
+    x, y = _images(2, 49), torch.tensor([3, 8])
+    generator = torch.Generator()
+    defense.loss(mlp(), x, y, 0, generator, 1.0)
+    (call,) = spy.calls
+    assert call["target"] is y and call["generator"] is generator
+    assert "loss" not in call and "start" not in call
 
 
 # ---------------------------------------------------------------------------------------------- one step lowers the loss

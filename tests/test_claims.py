@@ -1,0 +1,110 @@
+"""``advlib.claims``: the paper's five claims checked against records, and the paper's own table as records.
+
+The claim checks run on synthetic records whose per-example masks are built to give chosen accuracies
+(``conftest.make_record``), and on the paper's own Table 1 (every claim must come out "supported" there: the
+criteria encode the paper's statements).
+"""
+from __future__ import annotations
+
+import pytest
+
+from advlib import claims, protocols
+from advlib.verdict import VERDICTS, provenance
+from conftest import acc, make_record
+
+
+def test_every_claim_is_supported_by_the_papers_own_table():
+    table = claims.verdicts(claims.paper_records())
+    assert list(table.claim) == [1, 2, 3, 4, 5]
+    assert list(table.columns) == ["claim", "statement", "verdict", "evidence"]
+    assert list(table.statement) == [claims.STATEMENTS[k] for k in range(1, 6)]
+    assert set(table.verdict) == {"supported"}, table[["claim", "verdict", "evidence"]].to_string()
+    assert all("paper-table" in e or "paper-table" in provenance(claims.paper_records()) for e in table.evidence)
+
+
+def test_paper_records_use_the_minimum_over_rows_as_the_norm_agnostic_bound():
+    recs = claims.paper_records()
+    assert set(recs) == set(protocols.CELLS)
+    assert recs["madry-mix"]["norm_agnostic"] == pytest.approx(0.183)
+    assert recs["trades-linf"]["accuracy"]["SO-l2"] == pytest.approx(0.032)
+    assert all(r["profile"] == "paper-table" and r["n_test"] == 10_000 and r["masks"] == {} for r in recs.values())
+
+
+@pytest.mark.parametrize("k", sorted(claims.CLAIMS))
+def test_no_records_gives_no_records_verdicts(k):
+    frame, verdict = claims.CLAIMS[k]({})
+    assert verdict.verdict == "no records" and frame.empty and verdict.claim == k
+
+
+def test_verdicts_are_always_one_of_the_four_words():
+    records = {c: make_record(c, acc(50, 50, 40, 40)) for c in protocols.CELLS}
+    assert set(claims.verdicts(records).verdict) <= set(VERDICTS)
+
+
+def test_the_thresholds_are_the_documented_criteria():
+    assert (claims.ROBUST, claims.HOLDS, claims.BREAK_DROP, claims.UNSATISFYING, claims.BARELY, claims.FIX_GAIN,
+            claims.SIMILAR) == (80.0, 50.0, 20.0, 50.0, 30.0, 10.0, 5.0)
+
+
+def test_claim1_grades_own_norm_robustness():
+    good = {c: make_record(c, acc(95, 95, 95, 95)) for c in ("madry-l2", "madry-linf", "trades-l2", "trades-linf")}
+    assert claims.claim1(good)[1].verdict == "supported"
+    mixed = {**good, "madry-l2": make_record("madry-l2", acc(60, 5, 60, 5))}
+    assert claims.claim1(mixed)[1].verdict == "partly supported"
+    bad = {c: make_record(c, acc(10, 10, 10, 10)) for c in good}
+    frame, verdict = claims.claim1(bad)
+    assert verdict.verdict == "not supported" and not frame.robust.any()
+    assert "synthetic, n=200" in verdict.evidence
+
+
+def test_claim2_separates_s_o_breaking_from_pgd_already_breaking():
+    holds_then_breaks = acc(pgd_l2=90, pgd_linf=90, so_l2=5, so_linf=90)
+    both_break = acc(pgd_l2=7, pgd_linf=80, so_l2=1, so_linf=78)
+    recs = {"madry-linf": make_record("madry-linf", holds_then_breaks),
+            "trades-linf": make_record("trades-linf", holds_then_breaks)}
+    assert claims.claim2(recs)[1].verdict == "supported"
+    recs["trades-linf"] = make_record("trades-linf", both_break)
+    assert claims.claim2(recs)[1].verdict == "partly supported"
+    frame, verdict = claims.claim2({"madry-linf": make_record("madry-linf", both_break)})
+    assert verdict.verdict == "not supported" and "PGD-ℓ2 already breaks it" in verdict.evidence
+    assert "only 1 of the 2 cells" in verdict.evidence and list(frame.cell) == ["madry-linf"]
+
+
+def test_claim3_compares_mix_with_the_better_single_norm_model():
+    recs = {"madry-l2": make_record("madry-l2", acc(90, 0, 90, 0)),
+            "madry-linf": make_record("madry-linf", acc(5, 90, 0, 90)),
+            "madry-mix": make_record("madry-mix", acc(40, 40, 20, 20))}
+    frame, verdict = claims.claim3(recs)
+    row = frame.set_index("defense").loc["madry"]
+    assert row.mix == pytest.approx(20.0) and row.gain == pytest.approx(20.0) and row.barely_helps
+    assert verdict.verdict == "supported" and "only 1 of the 2 cells" in verdict.evidence
+    recs["madry-mix"] = make_record("madry-mix", acc(85, 85, 80, 80))
+    assert claims.claim3(recs)[1].verdict == "not supported"
+    alone = claims.claim3({"trades-mix": make_record("trades-mix", acc(40, 40, 20, 20))})[1]
+    assert alone.verdict == "supported" and "not recorded" in alone.evidence and "gain unknown" in alone.evidence
+
+
+def test_claim4_needs_both_groups_and_a_real_gain():
+    weak, strong = acc(5, 90, 0, 90), acc(60, 80, 60, 80)
+    recs = {"madry-linf": make_record("madry-linf", weak), "ensemble-linf": make_record("ensemble-linf", strong)}
+    frame, verdict = claims.claim4(recs)
+    assert verdict.verdict == "supported" and set(frame.group) == {"ensemble/ATDA", "Madry/TRADES"}
+    recs["ensemble-linf"] = make_record("ensemble-linf", weak)
+    assert claims.claim4(recs)[1].verdict == "not supported"
+    assert claims.claim4({"madry-linf": recs["madry-linf"]})[1].verdict == "no records"
+    assert claims.claim4({"madry-l2": make_record("madry-l2", weak)})[0].empty  # ℓ2 training is not judged
+
+
+def test_claim5_counts_similar_pairs_on_ensemble_cells_only():
+    close, far = acc(60, 80, 58, 79), acc(60, 80, 30, 79)
+    assert claims.claim5({"ensemble-linf": make_record("ensemble-linf", close)})[1].verdict == "supported"
+    frame, verdict = claims.claim5({"ensemble-linf": make_record("ensemble-linf", far),
+                                    "madry-linf": make_record("madry-linf", far)})
+    assert verdict.verdict == "partly supported" and set(frame.cell) == {"ensemble-linf"}
+    assert claims.claim5({"ensemble-l2": make_record("ensemble-l2", acc(60, 80, 30, 50))})[1].verdict == "not supported"
+
+
+def test_claim5_writes_norms_with_the_protocols_labels(monkeypatch):
+    monkeypatch.setitem(protocols.NORM_LABELS, "linf", "Linf")
+    evidence = claims.claim5({"ensemble-linf": make_record("ensemble-linf", acc(60, 80, 58, 79))})[1].evidence
+    assert "ensemble-linf Linf: PGD 80.0 % vs S-O 79.0 %" in evidence and "ℓ∞" not in evidence
