@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from advlib import _checks, graphs, lp
 from advlib.context import frozen
 from advlib.gradients import LossFn, input_gradient, per_example_loss, smoothed_gradient
-from advlib.specs import AttackSpec
+from advlib.specs import LOSSES, AttackSpec
 
 __all__ = ["LossFn", "Trace", "Traced", "ascend", "default_batch_size", "fgsm", "input_gradient", "per_example_loss",
            "pgd", "run_attack", "second_order", "smoothed_gradient", "start_point", "traced_attack"]
@@ -87,6 +87,9 @@ def _run(spec: AttackSpec, model: nn.Module, x: Tensor, target: Tensor, *, gener
          tracing: bool) -> tuple[Tensor, Trace | None]:
     if not isinstance(spec, AttackSpec):
         raise ValueError(f"spec must be an advlib.specs.AttackSpec, got {type(spec).__name__}")
+    if loss is not None and not callable(loss):
+        raise ValueError(f"loss must be a callable (logits, target) -> [N] replacing the spec's; got {loss!r} "
+                         f"(a named loss, one of {', '.join(LOSSES)}, goes into the spec)")
     if validate:
         _checks.images(x)
     if target.shape[0] != x.shape[0]:

@@ -60,7 +60,7 @@ def claim1(records: dict[str, dict], robust: float = ROBUST, holds: float = HOLD
     """
     cells = [f"{d}-{n}" for d in ("madry", "trades") for n in comparisons.NORMS]
     rows = [{"cell": c, "profile": records[c]["profile"], "n_test": records[c]["n_test"],
-             "natural": comparisons.percent(records[c], "Natural"), "own_norm_pgd": comparisons.percent(records[c], f"PGD-{split_cell(c)[1]}")}
+             "natural": comparisons.accuracy_percent(records[c], "Natural"), "own_norm_pgd": comparisons.accuracy_percent(records[c], f"PGD-{split_cell(c)[1]}")}
             for c in cells if c in records]
     frame = pd.DataFrame(rows, columns=["cell", "profile", "n_test", "natural", "own_norm_pgd"])
     frame["robust"] = frame["own_norm_pgd"] >= robust

@@ -17,7 +17,7 @@ MARGIN = 1.0
 NORMS = ("l2", "linf")
 
 
-def percent(record: dict, entry: str) -> float:
+def accuracy_percent(record: dict, entry: str) -> float:
     """A record's accuracy under ``entry`` ("Natural", "PGD-l2", …) in percent; NaN if it has none."""
     return 100.0 * record["accuracy"][entry] if entry in record["accuracy"] else float("nan")
 
@@ -47,7 +47,7 @@ def so_vs_pgd(records: dict[str, dict], alpha: float = ALPHA, margin: float = MA
             pgd_name, so_name = f"PGD-{norm}", f"SO-{norm}"
             if pgd_name not in rec["accuracy"] or so_name not in rec["accuracy"]:
                 continue
-            pgd, so = percent(rec, pgd_name), percent(rec, so_name)
+            pgd, so = accuracy_percent(rec, pgd_name), accuracy_percent(rec, so_name)
             pairs = discordant(rec, pgd_name, so_name)
             so_only, pgd_only = pairs if pairs is not None else (None, None)
             p = sign_test(*pairs) if pairs is not None else float("nan")

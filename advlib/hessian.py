@@ -53,33 +53,34 @@ def hvp(model: nn.Module, x: Tensor, y: Tensor, v: Tensor, *, method: str = "exa
 
 @dataclass
 class Eigenpair:
-    """Dominant eigenvalue ``[N]`` and unit eigenvector ``[N, ...]`` of each example's ∇²ₓL."""
+    """Dominant eigenvalue ``[N]`` and unit eigenvector ``[N, ...]`` of each example's ∇²ₓL; ``history``
+    ``[iters, N]``: the Rayleigh quotient dₜᵀ(H dₜ) of each power iterate, the running estimate of the eigenvalue
+    (empty where the pair does not come from ``power_iteration``)."""
 
     eigenvalue: Tensor
     eigenvector: Tensor
+    history: Tensor | None = None
 
 
 def power_iteration(
     model: nn.Module, x: Tensor, y: Tensor, *, iters: int = 20, method: str = "exact", xi: float = 1e-3,
-    generator: torch.Generator | None = None, history: list[Tensor] | None = None,
+    generator: torch.Generator | None = None,
 ) -> Eigenpair:
     """Power iteration d ← H d / ‖H d‖ from a Gaussian start; eigenvalue = Rayleigh quotient dᵀHd.
 
     Converges to the eigenvalue of largest magnitude (for cross-entropy on a ReLU net, ∇²ₓL = Jᵀ(diag p − ppᵀ)J
-    is positive semi-definite, so that is the largest). If ``history`` is a list, it is filled with
-    ``iters`` tensors ``[N]``: the Rayleigh quotient dₜᵀ(H dₜ) of the iterate before each update (free: it
-    reuses the product that the update needs; with ``method="finite_difference"`` it uses that product).
+    is positive semi-definite, so that is the largest). The returned ``history`` holds the Rayleigh quotient
+    dₜᵀ(H dₜ) of the iterate before each update, ``[iters, N]`` (free: it reuses the product the update needs;
+    with ``method="finite_difference"`` it uses that product).
     """
     _checks.count("iters", iters, minimum=1)
     d = _unit(torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype))
-    if history is not None:
-        history.clear()
+    history = []
     for _ in range(iters):
         hd = hvp(model, x, y, d, method=method, xi=xi)
-        if history is not None:
-            history.append(_dot(d, hd))
+        history.append(_dot(d, hd))
         d = _unit(hd)
-    return Eigenpair(_dot(d, hvp(model, x, y, d, method="exact")), d)
+    return Eigenpair(_dot(d, hvp(model, x, y, d, method="exact")), d, torch.stack(history))
 
 
 def cosine(a: Tensor, b: Tensor) -> Tensor:

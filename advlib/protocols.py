@@ -25,7 +25,6 @@ CELL_ORDER = ("madry-linf", "trades-linf", "madry-l2", "trades-l2", "madry-mix",
 ROWS = ("Natural", "PGD-l2", "PGD-linf", "SO-l2", "SO-linf")
 #: How the book and the CLI write each training norm.
 NORM_LABELS = {"l2": "ℓ2", "linf": "ℓ∞", "mix": "Mix"}
-__all__ = ["EPS", "AttackSpec"]  # re-exported: the attack settings live in advlib.specs
 
 
 @dataclass(frozen=True)

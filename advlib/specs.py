@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, fields, replace
 
 from advlib import _checks, lp
 
-#: The radii of Table 1: ℓ2 ≤ 4.0, ℓ∞ ≤ 0.3 (the paper, §5).
+#: The radii of Table 1: ℓ2 ≤ 4.0, ℓ∞ ≤ 0.3 (the paper's §5; docs/protocols.md §9).
 EPS = {"l2": 4.0, "linf": 0.3}
 #: S-O's Gaussian noise scale, from the authors' attack code: 0.15 (ℓ2), 0.1 (ℓ∞) (§6.1).
 SIGMA = {"l2": 0.15, "linf": 0.1}
@@ -24,10 +24,10 @@ RELATIVE_STEP = 2.5
 #: … except ℓ∞ at the paper's own radius and step count, where Madry's config.json a = 0.01 is used (§1.2).
 MADRY_LINF_STEP = 0.01
 #: ℓ∞ S-O stepping along g/‖g‖₂ (the paper's text) takes the ℓ2 length of the sign step it replaces: √784 = 28
-#: times the sign step on a 28×28 image (REPRO CHOICE, §6.3) …
+#: times the sign step on a 28×28 MNIST image (REPRO CHOICE, §6.3) …
 SIGN_STEP_L2_LENGTH = 28.0
 #: … which is 0.01·28 = 0.28 at the paper's settings.
-SO_LINF_L2_STEP = 0.28
+SO_LINF_L2_STEP = MADRY_LINF_STEP * SIGN_STEP_L2_LENGTH
 
 KINDS = ("pgd", "so")
 LOSSES = ("ce", "cw")
@@ -66,13 +66,15 @@ class AttackSpec:
     def __post_init__(self) -> None:
         _checks.choice("attack kind", self.kind, KINDS)
         lp.check_norm(self.norm)
-        _checks.nonnegative("eps", self.eps)
+        for name in ("eps", "step_size", "sigma"):  # stored as floats: an int ε would change the config's hash
+            object.__setattr__(self, name, _checks.nonnegative(name, getattr(self, name)))
         _checks.count("steps", self.steps)
-        _checks.nonnegative("step_size", self.step_size)
-        _checks.nonnegative("sigma", self.sigma)
         _checks.count("samples", self.samples, minimum=1)
         _checks.choice("linf_step", self.linf_step, LINF_STEPS)
         _checks.choice("loss", self.loss, LOSSES)
+        if self.kind == "pgd" and (self.sigma, self.samples, self.linf_step) != (0.0, 1, "sign"):
+            raise ValueError(f"a 'pgd' spec takes no sigma, samples or linf_step (got sigma={self.sigma}, "
+                             f"samples={self.samples}, linf_step={self.linf_step!r}); use kind 'so' for S-O")
 
     @classmethod
     def pgd(cls, norm: str, *, steps: int = STEPS, eps: float | None = None, step_size: float | None = None,
@@ -113,17 +115,21 @@ class AttackSpec:
 
     def scaled(self, factor: float) -> AttackSpec:
         """ε and the step size times ``factor`` (the ε warm-up of training)."""
+        factor = _checks.nonnegative("factor", factor)
         return replace(self, eps=self.eps * factor, step_size=self.step_size * factor)
 
     def with_eps(self, eps: float) -> AttackSpec:
-        """The same attack at radius ``eps``, its step keeping its ratio to ε."""
+        """The same attack at radius exactly ``eps``, its step keeping its ratio to ε."""
+        eps = _checks.nonnegative("eps", eps)
         if self.eps == 0:
             raise ValueError("with_eps needs a spec with eps > 0 to keep the step's ratio to eps; build a new spec")
-        return self.scaled(_checks.nonnegative("eps", eps) / self.eps)
+        return replace(self, eps=eps, step_size=self.step_size * eps / self.eps)
 
     def with_steps(self, steps: int) -> AttackSpec:
         """The same attack with ``steps`` steps of the same total length (step · steps unchanged)."""
         _checks.count("steps", steps, minimum=1)
+        if self.steps == 0:
+            raise ValueError("with_steps needs a spec with steps > 0 to keep its total length; build a new spec")
         return replace(self, steps=steps, step_size=self.step_size * self.steps / steps)
 
     def config(self) -> dict:

@@ -13,6 +13,9 @@ def sign_test(b: int, c: int) -> float:
     return min(1.0, 2.0 * tail)
 
 
-def format_p(p: float) -> str:
-    """A p-value for text: two significant digits, or "< 1e-300" where it underflows a float to 0."""
-    return "< 1e-300" if p == 0 else f"= {p:.2g}"
+def format_p(p: float, relation: bool = True) -> str:
+    """A p-value for text: "= 0.012" (two significant digits), or "< 1e-300" where it underflows a float to 0;
+    ``relation=False`` drops the "= " (for a table column of p-values: "0.012", "< 1e-300")."""
+    if p == 0:
+        return "< 1e-300"
+    return f"= {p:.2g}" if relation else f"{p:.2g}"

@@ -13,8 +13,8 @@ import textwrap
 from pathlib import Path
 
 from advlib import claims, protocols, table
-from advlib.verdict import provenance
 from advlib.notebook import best_records, results_root
+from advlib.verdict import provenance
 
 WIDTH = 110
 CELLS = ("madry-linf", "trades-linf")

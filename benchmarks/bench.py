@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 import advlib
 from advlib import graphs, load_mnist, records, run_attack, runtime
+from advlib.attacks import default_batch_size
 from advlib.models import MadryCNN
 from advlib.protocols import TrainSpec
 from advlib.specs import AttackSpec
@@ -123,7 +124,7 @@ def main() -> None:
     rec: dict = {"device": runtime.device_name(device), "torch_version": torch.__version__,
                  "advlib_version": advlib.__version__, "git_revision": records.git_revision(),
                  "host": platform.node(), "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    batch = 10_000 if device.type == "cuda" else 500
+    batch = default_batch_size(device)
 
     # 1. input-gradient throughput
     xt, yt = load_mnist("test", device=device)
@@ -144,10 +145,11 @@ def main() -> None:
     gen = torch.Generator(device=device).manual_seed(0)
     sync(device)
     t0 = time.perf_counter()
-    adv = run_attack(AttackSpec.pgd("linf"), m_cl, xp, yp, generator=gen, batch_size=batch)
+    spec = AttackSpec.pgd("linf")
+    adv = run_attack(spec, m_cl, xp, yp, generator=gen, batch_size=batch)
     sync(device)
     t_advlib = time.perf_counter() - t0
-    atk = torchattacks.PGD(m_cl, eps=0.3, alpha=0.01, steps=40, random_start=True)
+    atk = torchattacks.PGD(m_cl, eps=spec.eps, alpha=spec.step_size, steps=spec.steps, random_start=spec.random_start)
     t0 = time.perf_counter()
     adv_ta = torch.cat([atk(xp[i:i + batch], yp[i:i + batch]) for i in range(0, n, batch)])
     sync(device)

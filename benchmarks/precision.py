@@ -19,6 +19,7 @@ from bench import precision_check
 
 import advlib
 from advlib import protocols, records, reproduce, runtime
+from advlib.attacks import default_batch_size
 
 
 def main() -> None:
@@ -39,7 +40,7 @@ def main() -> None:
     model = reproduce.trained_model(profile, args.cell, out=folder, device=device).eval()
     xt, yt = advlib.load_mnist("test", limit=profile.n_test, device=device)
     attacks = {k: v for k, v in profile.evaluation.items() if args.so or k.startswith("PGD")}
-    batch = 10_000 if device.type == "cuda" else 500
+    batch = default_batch_size(device)
     rec = {"device": runtime.device_name(device), "torch_version": torch.__version__,
            "advlib_version": advlib.__version__, "git_revision": records.git_revision(), "host": platform.node(),
            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "profile": profile.name,

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from advlib import attacks, lp
+from advlib import attacks, graphs, lp
 from advlib.attacks import Traced, fgsm, pgd, run_attack, second_order, traced_attack
 from advlib.models import MadryCNN
 from advlib.specs import AttackSpec
@@ -299,18 +299,35 @@ def test_replay_on_a_cpu_changes_nothing(name, make_model, batch, make_generator
     assert torch.equal(eager, replayed)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA-graph replay needs a GPU")
-def test_replay_on_a_gpu_keeps_the_l2_step_of_linf_second_order(natural_linear, batch):
-    """σ = 0 S-O is replayed from a CUDA graph; it must still step along g/‖g‖₂ (``linf_step="l2"``)."""
-    model = natural_linear.cuda()
-    try:
-        x, y = (t.cuda() for t in batch)
-        spec = AttackSpec.so("linf", eps=0.3, steps=4, samples=1, sigma=0.0, linf_step="l2")
-        eager = run_attack(spec, model, x, y)
-        replayed = run_attack(spec, model, x, y, replay=True)
-        assert (eager - replayed).abs().max() < 1e-4
-    finally:
-        natural_linear.cpu()
+@pytest.mark.parametrize("spec, graphed", [
+    (AttackSpec.pgd("linf", steps=3), True),
+    (AttackSpec.pgd("l2", steps=3), True),
+    (AttackSpec.so("l2", steps=3, samples=2), False),  # σ > 0: averaged gradients are not recorded
+    (AttackSpec.so("linf", steps=3, samples=1, sigma=0.0, linf_step="l2"), False),  # the graph steps by sign only
+])
+def test_replay_routes_only_plain_pgd_steps_to_the_cuda_graph(spec, graphed, monkeypatch, natural_linear, batch,
+                                                              make_generator):
+    """With graphs "enabled" (patched: no GPU here), ``replay=True`` sends exactly the σ = 0 specs whose step
+    direction is their own norm's to ``graphs.replay_ascent``; everything else, and every traced run, stays eager."""
+    x, y = batch
+    calls = []
+
+    def spy(model, xs, target, start, **kw):
+        calls.append(kw)
+        return graphs.ascent_loop(model, xs, target, start, kw["eps"], kw["step_size"], norm=kw["norm"],
+                                  steps=kw["steps"], loss=kw["loss"])
+
+    monkeypatch.setattr(graphs, "enabled", lambda device: True)
+    monkeypatch.setattr(graphs, "replay_ascent", spy)
+    replayed = run_attack(spec, natural_linear, x, y, generator=make_generator(1), replay=True)
+    assert len(calls) == (1 if graphed else 0)
+    if graphed:
+        assert (calls[0]["eps"], calls[0]["step_size"], calls[0]["norm"], calls[0]["steps"]) == (
+            spec.eps, spec.step_size, spec.norm, spec.steps)
+    assert torch.equal(replayed, run_attack(spec, natural_linear, x, y, generator=make_generator(1)))
+    traced_attack(spec, natural_linear, x, y, generator=make_generator(1))
+    run_attack(spec, natural_linear, x, y, generator=make_generator(1))  # replay=False
+    assert len(calls) == (1 if graphed else 0)
 
 
 def test_an_explicit_start_replaces_the_random_start(natural_linear, batch, make_generator):

@@ -25,7 +25,8 @@ import pytest
 import yaml
 from IPython.core.inputtransformer2 import TransformerManager
 
-REPO = Path(__file__).resolve().parents[1]
+from conftest import REPO
+
 BOOK = REPO / "book"
 MAX_DEF_LINES = 5
 CHAPTERS = sorted(BOOK.glob("[0-9][0-9]_*.md"))

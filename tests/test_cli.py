@@ -15,8 +15,8 @@ from advlib.__main__ import main
 from advlib.protocols import CELLS, QUICK, ROWS, TrainSpec
 from advlib.records import pack_mask, write_record
 from advlib.specs import AttackSpec
+from conftest import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 def python_m_advlib(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:

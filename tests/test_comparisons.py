@@ -19,8 +19,8 @@ N = 200
 
 def test_percent_and_discordant_read_a_record():
     rec = make_record("madry-linf", acc(pgd_l2=60, pgd_linf=90, so_l2=20, so_linf=90))
-    assert comparisons.percent(rec, "PGD-l2") == pytest.approx(60.0)
-    assert math.isnan(comparisons.percent(rec, "PGD-l3"))
+    assert comparisons.accuracy_percent(rec, "PGD-l2") == pytest.approx(60.0)
+    assert math.isnan(comparisons.accuracy_percent(rec, "PGD-l3"))
     assert comparisons.discordant(rec, "PGD-l2", "SO-l2") == (80, 0)
     assert comparisons.discordant(rec, "SO-l2", "PGD-l2") == (0, 80)
     assert comparisons.discordant(make_record("madry-linf", acc(1, 1, 1, 1), masks=False), "PGD-l2", "SO-l2") is None

@@ -11,9 +11,8 @@ import torch
 
 from advlib import notebook, protocols
 from advlib.records import write_record
-from conftest import acc, make_record
+from conftest import REPO, acc, make_record
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 def write(root: Path, profile: str, cell: str) -> None:

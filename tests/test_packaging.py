@@ -9,8 +9,8 @@ import tomllib
 from pathlib import Path
 
 import yaml
+from conftest import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 CONDA_TO_PIP = {"pytorch": "torch"}
 NOT_PACKAGES = {"python", "pip"}
 

@@ -26,9 +26,8 @@ from advlib.protocols import QUICK, ROWS, TrainSpec
 from advlib.records import unpack_mask
 from advlib.specs import AttackSpec
 from advlib.training import ATDA, EnsembleAT, MadryAT, Trades
-from conftest import Killed, KillAt, strip_seconds
+from conftest import KillAt, Killed, REPO, strip_seconds
 
-REPO = Path(__file__).resolve().parents[1]
 
 _BASE = TrainSpec(epochs=2, batch_size=25, checkpoint_every=2, eps_hold=0.1, eps_ramp=0.5)
 TINY = replace(

@@ -313,7 +313,7 @@ def test_the_defaults_are_written_in_specs_and_found_there():
     """Guards the scan below against passing vacuously: in specs.py itself it finds every default."""
     found = "\n".join(default_literals((ADVLIB / "specs.py").read_text(encoding="utf-8")))
     for what in ("per-norm numbers {'l2': 4.0, 'linf': 0.3}", "per-norm numbers {'l2': 0.15, 'linf': 0.1}",
-                 "RELATIVE_STEP = 2.5", "MADRY_LINF_STEP = 0.01", "SO_LINF_L2_STEP = 0.28"):
+                 "RELATIVE_STEP = 2.5", "MADRY_LINF_STEP = 0.01", "SIGN_STEP_L2_LENGTH = 28.0"):
         assert what in found, (what, found)
 
 

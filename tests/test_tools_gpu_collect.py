@@ -10,8 +10,8 @@ import pytest
 
 from advlib import protocols, records
 from advlib.reproduce import config_hash
+from conftest import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("gpu_collect", REPO / "tools" / "gpu_collect.py")
 gpu_collect = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(gpu_collect)

@@ -40,7 +40,7 @@ def training_attack(source: nn.Module, x: Tensor, target: Tensor, spec: AttackSp
     """``spec`` at the warm-up factor ``eps_scale`` on one batch that ``fit`` validated: ``run_attack`` without
     its per-call pixel check (a host read-back) and replayed from a CUDA graph on a GPU (``advlib.graphs``)."""
     return run_attack(spec.scaled(eps_scale), source, x, target, generator=generator, validate=False, replay=True,
-                      **kwargs)
+                      batch_size=x.shape[0] * spec.samples, **kwargs)  # one chunk: one random draw, one graph shape
 
 
 def eps_scale(spec: TrainSpec, step: int, total_steps: int) -> float:
