@@ -72,11 +72,11 @@ def checkpoint_dir(out: Path, profile: Profile, sources: dict[str, dict]) -> Pat
     return out / "checkpoints" / f"{training_hash(profile)}-{sources['train']['fingerprint'][:8]}"
 
 
-def load_data(profile: Profile, device: torch.device) -> dict:
+def load_data(profile: Profile, device: torch.device, sources: dict[str, dict] | None = None) -> dict:
     """The profile's train/test tensors on ``device`` (in ``runtime.memory_format()``), with their sources."""
     x, y = data.load_mnist("train", limit=profile.n_train, device=device)
     xt, yt = data.load_mnist("test", limit=profile.n_test, device=device)
-    sources = data_identity(profile)
+    sources = sources or data_identity(profile)  # a caller that has them already saves a read of each split
     x, xt = (t.contiguous(memory_format=runtime.memory_format()) for t in (x, xt))
     return {"x": x, "y": y, "xt": xt, "yt": yt, "sources": sources}
 
@@ -254,11 +254,11 @@ def reproduce(profile: str, cells: str | list[str] | None = None, out: str | Pat
     dev = torch.device(device) if device else runtime.default_device()
     runtime.tune_allocator()
     runtime.configure(dev)
-    subset = data.mnist_source("train").is_subset
     sources = data_identity(prof)
+    subset = data.Source(sources["train"]["kind"], sources["train"]["path"]).is_subset
     todo = [c for c in cells if not finished(out / f"{c}.json", prof, subset, sources)]
     log.info("advlib: %s profile, %d of %d cells to run", prof.name, len(todo), len(cells))
-    tensors = load_data(prof, dev) if todo else None
+    tensors = load_data(prof, dev, sources) if todo else None
     revision = records.git_revision()  # the code that this process imported, not later edits
     name = runtime.device_name(dev)
     for cell in todo:

@@ -224,7 +224,7 @@ def test_reproduce_skips_a_finished_cell(tiny, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("damage", ["truncate", "tamper", "garbage", "stale-config"])
 def test_reproduce_recomputes_a_damaged_record(damage, tiny, madry_record, tensors, tmp_path, monkeypatch):
-    monkeypatch.setattr(rep, "load_data", lambda profile, device: tensors)
+    monkeypatch.setattr(rep, "load_data", lambda profile, device, sources=None: tensors)
     src, original = madry_record
     out = tmp_path / "res"
     (out / "checkpoints").mkdir(parents=True)
@@ -267,7 +267,7 @@ def atda_clean(tensors, tmp_path_factory):
 @pytest.mark.parametrize("kill_at", [3, 7])  # mid first epoch; mid second epoch (8 steps in all)
 def test_killed_cell_resumes_to_the_same_numbers(kill_at, tiny, atda_clean, tensors, tmp_path, monkeypatch):
     cell, clean = "atda-mix", json.loads(json.dumps(atda_clean))
-    monkeypatch.setattr(rep, "load_data", lambda profile, device: tensors)
+    monkeypatch.setattr(rep, "load_data", lambda profile, device, sources=None: tensors)
     real = rep.make_defense
     monkeypatch.setattr(rep, "make_defense", lambda *a, **k: KillAt(real(*a, **k), kill_at))
     with pytest.raises(Killed):
@@ -373,7 +373,7 @@ def test_a_cell_stopped_at_the_time_budget_resumes_to_the_same_numbers(tiny, atd
     """A deadline already past: training saves a checkpoint and stops, no record is written, and the next
     call (no budget) resumes and ends with the numbers of an uninterrupted run."""
     cell, clean = "atda-mix", json.loads(json.dumps(atda_clean))
-    monkeypatch.setattr(rep, "load_data", lambda profile, device: tensors)
+    monkeypatch.setattr(rep, "load_data", lambda profile, device, sources=None: tensors)
     monkeypatch.setattr(rep, "estimated_seconds", lambda *a: None)  # no estimate: the cell is started
     clock = iter([0.0, 0.0] + [1e6] * 10_000)  # run start, cell start; then training looks far past the deadline
     monkeypatch.setattr(time, "monotonic", lambda: next(clock))
@@ -383,7 +383,7 @@ def test_a_cell_stopped_at_the_time_budget_resumes_to_the_same_numbers(tiny, atd
     assert (rep.checkpoint_dir(tmp_path, TINY, tensors["sources"]) / f"{cell}.pt").is_file()
     monkeypatch.undo()
     monkeypatch.setitem(protocols.PROFILES, "tiny", TINY)
-    monkeypatch.setattr(rep, "load_data", lambda profile, device: tensors)
+    monkeypatch.setattr(rep, "load_data", lambda profile, device, sources=None: tensors)
     resumed = rep.reproduce("tiny", cell, out=tmp_path, quiet=True)[cell]
     for key in ("accuracy", "masks", "norm_agnostic"):
         assert resumed[key] == clean[key], key
