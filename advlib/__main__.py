@@ -12,7 +12,7 @@ from advlib import protocols
 
 def _reproduce(args: argparse.Namespace) -> None:
     from advlib.reproduce import reproduce
-    reproduce(args.profile, args.cells, args.out, args.device, args.quiet, args.time_budget)
+    reproduce(args.profile, args.cells, args.out, args.device, args.quiet, args.time_budget, args.extended)
     if not args.quiet:
         print(f"records in {args.out or Path('results') / args.profile}; "
               f"show them with: python -m advlib table {args.out or Path('results') / args.profile}")
@@ -39,6 +39,16 @@ def _table(args: argparse.Namespace) -> None:
         print(f"figure saved to {args.figure}")
 
 
+def _released(args: argparse.Namespace) -> None:
+    from advlib import extended, released, table
+    rec = released.evaluate_released(args.profile, args.out, args.device, extend=args.extended, quiet=args.quiet)
+    rows = {**{table.LABELS.get(k, k): v for k, v in rec["accuracy"].items()},
+            **rec.get("extended", {}).get("accuracy", {}),
+            **{k: v.float().mean().item() for k, v in extended.derived_rows(rec).items()}}
+    print(f"TRADES' released SmallCNN, {rec['profile']} profile's attacks, n = {rec['n_test']}, {rec['device']}:")
+    print(textwrap.fill(", ".join(f"{k} {100 * v:.1f}%" for k, v in rows.items()), width=110))
+
+
 def _tour(args: argparse.Namespace) -> None:
     from advlib import tour
     tour.run(args.out, args.device)
@@ -59,14 +69,25 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     rep = sub.add_parser("reproduce", help="train and evaluate Table 1 cells, one JSON record each")
     rep.add_argument("--profile", default="quick", help=f"one of {', '.join(protocols.PROFILES)} (default quick)")
-    rep.add_argument("--cells", default=None, help="comma-separated cells, e.g. madry-linf,trades-l2 (default all)")
+    rep.add_argument("--cells", default=None, help="comma-separated cells, e.g. madry-linf,trades-l2, or 'all' (the 12 Table 1 cells, "
+                          "the default), 'multi' (max-union, avg-union, msd-union), 'all,multi'")
     rep.add_argument("--out", default=None, help="results folder (default results/<profile>)")
     rep.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     rep.add_argument("--quiet", action="store_true", help="no progress bars")
     rep.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
                      help="stop cleanly before this many seconds: start a cell only if it is expected to fit, "
                           "checkpoint and stop training at the limit (the next call resumes)")
+    rep.add_argument("--extended", action="store_true",
+                     help="also run the extended evaluation (AutoAttack in both norms, ℓ2 ε = 2, robustness curves, "
+                          "gradient-masking diagnostics) on each cell's model and add it to its record")
     rep.set_defaults(run=_reproduce)
+    rel = sub.add_parser("released", help="the TRADES authors' released MNIST model under a profile's attacks")
+    rel.add_argument("--profile", default="quick", help=f"one of {', '.join(protocols.PROFILES)} (default quick)")
+    rel.add_argument("--out", default=None, help="results folder (default results/released)")
+    rel.add_argument("--device", default=None, help="cpu, cuda ... (default: cuda if available)")
+    rel.add_argument("--extended", action="store_true", help="also the extended evaluation (see reproduce)")
+    rel.add_argument("--quiet", action="store_true", help="no progress bars")
+    rel.set_defaults(run=_released)
     tab = sub.add_parser("table", help="print Table 1 from records against the paper")
     tab.add_argument("results", help="folder of records, e.g. results/medium")
     tab.add_argument("--figure", default=None, help="also save the Δ heatmap to this file (png/pdf/svg)")

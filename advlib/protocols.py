@@ -22,6 +22,14 @@ CELLS = tuple(f"{d}-{n}" for d in DEFENSES for n in TRAIN_NORMS)
 #: budget has the most informative cells.
 CELL_ORDER = ("madry-linf", "trades-linf", "madry-l2", "trades-l2", "madry-mix", "trades-mix",
               "ensemble-linf", "ensemble-l2", "ensemble-mix", "atda-linf", "atda-l2", "atda-mix")
+#: Multi-norm adversarial training, beyond the paper's Table 1: MAX and AVG (Tramèr & Boneh 2019) and MSD (Maini,
+#: Wong & Kolter 2020; ``advlib.training.multinorm``), each trained against the union of the ℓ2 and ℓ∞ balls. Their
+#: cells are never in ``CELLS``/``CELL_ORDER`` (Table 1): they run when named, or with the keyword ``multi``.
+MULTI_NORM = ("max", "avg", "msd")
+UNION = "union"
+MULTI_NORM_CELLS = tuple(f"{d}-{UNION}" for d in MULTI_NORM)
+#: Keywords of ``parse_cells``: every Table 1 cell, or every multi-norm cell.
+CELL_KEYWORDS = {"all": CELL_ORDER, "multi": MULTI_NORM_CELLS}
 ROWS = ("Natural", "PGD-l2", "PGD-linf", "SO-l2", "SO-linf")
 #: How the book and the CLI write each training norm.
 NORM_LABELS = {"l2": "ℓ2", "linf": "ℓ∞", "mix": "Mix"}
@@ -207,6 +215,15 @@ REPRO_CHOICES = {
                            "training PGD uses 5 steps in quick and medium, 10 in large, 40 in full and paper.",
     "robust accuracy": "accuracy on x_adv of every test example (clean mistakes are attacked too); the "
                        "norm-agnostic accuracy is the fraction correct on the clean image and under every attack.",
+    "multi-norm training settings": "the max/avg/msd-union cells (beyond Table 1) add nothing to a profile: they use "
+                                    "its ℓ2 and ℓ∞ training attacks and Madry's TrainSpec (schedule, batch, ε warm-up "
+                                    "for both norms), so the profiles' configuration hashes are unchanged.",
+    "MAX/AVG attacks": "each norm's example is the profile's training PGD in that norm, with its uniform random start "
+                       "(Tramèr's config.json also starts at random); MAX keeps per example the higher-CE one (argmax, "
+                       "ties to ℓ2), AVG trains on both as one batch (Tramèr & Boneh 2019, MultiRobustness train.py).",
+    "MSD steps and start": "max(steps) of the two training specs, each norm at its own ε and step size, starting at x "
+                           "itself (robust_union msd_v0 with its default randomize=0), so the specs' random start "
+                           "does not apply; the last iterate is trained on (msd_v0 returns the highest-loss iterate).",
 }
 
 
@@ -216,14 +233,28 @@ def get_profile(name: str) -> Profile:
 
 
 def parse_cells(spec: str | None) -> list[str]:
-    """``"madry-linf,trades-l2"`` → list of cells in that order (None or "all": every cell, in ``CELL_ORDER``);
+    """``"madry-linf,trades-l2"`` → list of cells in that order, each once (None or "all": the 12 Table 1 cells, in
+    ``CELL_ORDER``; "multi": the multi-norm cells ``MULTI_NORM_CELLS``; keywords mix with cells, "all,multi");
     unknown cells raise."""
-    if spec is None or spec == "all":
+    if spec is None:
         return list(CELL_ORDER)
-    return [_checks.choice("cell", c.strip(), CELLS) for c in spec.split(",") if c.strip()]
+    valid = CELLS + MULTI_NORM_CELLS + tuple(CELL_KEYWORDS)
+    cells: list[str] = []
+    for name in (c.strip() for c in spec.split(",") if c.strip()):
+        for cell in CELL_KEYWORDS.get(_checks.choice("cell", name, valid), (name,)):
+            if cell not in cells:
+                cells.append(cell)
+    return cells
 
 
 def split_cell(cell: str) -> tuple[str, str]:
-    """``"trades-mix"`` → ``("trades", "mix")``."""
-    defense, norm = _checks.choice("cell", cell, CELLS).split("-")
+    """``"trades-mix"`` → ``("trades", "mix")``; ``"max-union"`` → ``("max", "union")``."""
+    defense, norm = _checks.choice("cell", cell, CELLS + MULTI_NORM_CELLS).split("-")
     return defense, norm
+
+
+def train_spec(profile: Profile, defense: str) -> TrainSpec:
+    """How ``defense`` trains under ``profile``: its own ``TrainSpec``, except the multi-norm defenses (``MULTI_NORM``),
+    which train with Madry's (REPRO CHOICE "multi-norm training settings": profiles have no entry for them)."""
+    _checks.choice("defense", defense, tuple(profile.defenses) + MULTI_NORM)
+    return profile.defenses["madry" if defense in MULTI_NORM else defense]

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 import advlib
-from advlib import _checks, data, models, protocols, records, runtime, table
+from advlib import _checks, data, extended, models, protocols, records, runtime, table
 from advlib.evaluation import evaluate
 from advlib.protocols import Profile
 from advlib.records import pack_mask
@@ -108,14 +108,22 @@ def train_static(profile: Profile, name: str, x: Tensor, y: Tensor, folder: Path
 
 
 def make_defense(defense: str, norm: str, profile: Profile, static: list[nn.Module], device: torch.device):
-    """The defense object for one cell (unknown defenses raise ``ValueError`` listing the valid ones)."""
+    """The defense object for one cell (unknown defenses raise ``ValueError`` listing the valid ones; the multi-norm
+    defenses ``protocols.MULTI_NORM`` take the norm ``protocols.UNION`` only)."""
+    from advlib.training import MSD, AvgAT, MaxAT  # here, not at the top: keeps this change inside make_defense
     builders = {
         "madry": lambda: MadryAT(norm, profile.train_attack),
         "trades": lambda: Trades(norm, profile.train_attack, beta=profile.defenses["trades"].beta),
         "ensemble": lambda: EnsembleAT(norm, profile.train_attack, static),
         "atda": lambda: ATDA(norm, profile.train_attack, device=device),
+        "max": lambda: MaxAT(profile.train_attack),
+        "avg": lambda: AvgAT(profile.train_attack),
+        "msd": lambda: MSD(profile.train_attack),
     }
-    return builders[_checks.choice("defense", defense, builders)]()
+    if _checks.choice("defense", defense, builders) in protocols.MULTI_NORM and norm != protocols.UNION:
+        raise ValueError(f"unknown training norm {norm!r} for the multi-norm defense {defense!r}; valid choices: "
+                         f"{protocols.UNION!r}")
+    return builders[defense]()
 
 
 NATURAL = "natural"  # pseudo-cell: Madry's CNN trained naturally with the profile's Madry schedule
@@ -135,7 +143,7 @@ def train_cell(profile: Profile, cell: str, tensors: dict, folder: Path, quiet: 
                                deadline=deadline)
         return model, {"history": history, "static_seconds": 0.0, "train_seconds": sum(r["seconds"] for r in history)}
     defense, norm = protocols.split_cell(cell)
-    spec = profile.defenses[defense]
+    spec = protocols.train_spec(profile, defense)
     folder.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     static = [train_static(profile, name, tensors["x"], tensors["y"], folder, quiet, deadline)
@@ -163,6 +171,25 @@ def trained_model(profile: str | Profile, cell: str, *, out: str | Path | None =
     return train_cell(profile, cell, tensors, checkpoint_dir(folder, profile, tensors["sources"]), quiet)[0]
 
 
+def evaluation_record(profile: Profile, cell: str, tensors: dict, result, revision: str | None) -> dict:
+    """The record of ``result`` (an ``advlib.evaluation.Evaluation`` of ``cell``'s model on ``tensors``' test
+    split under ``profile``): provenance, accuracies, masks and traces; training fields empty for the caller."""
+    device = tensors["xt"].device
+    return {
+        "profile": profile.name, "cell": cell, "config": {**profile.config(), "hash": config_hash(profile)},
+        "seed": profile.seed, "advlib_version": advlib.__version__, "git_revision": revision or records.git_revision(),
+        "torch_version": torch.__version__, "device": runtime.device_name(device),
+        "runtime": runtime.settings(device),
+        "data": {"test": tensors["sources"]["test"], "n_test": int(tensors["xt"].shape[0])},
+        "wall_time": {"static_models": 0.0, "train": 0.0, "evaluate": result.seconds},
+        "accuracy": result.accuracy(), "norm_agnostic": result.worst_case(), "n_test": int(tensors["xt"].shape[0]),
+        "masks": {k: pack_mask(v) for k, v in result.correct.items()},
+        "traces": {k: {"grad_norm": t.grad_norm, "loss": t.loss} for k, t in result.traces.items()},
+        "training": [],
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
 def run_cell(profile: Profile, cell: str, out: Path, tensors: dict, quiet: bool = True,
              revision: str | None = None, deadline: float | None = None) -> dict:
     """Train, evaluate and record one cell; returns the written record (``revision``: code version to record).
@@ -173,23 +200,26 @@ def run_cell(profile: Profile, cell: str, out: Path, tensors: dict, quiet: bool 
     model, train_info = train_cell(profile, cell, tensors, checkpoint_dir(out, profile, tensors["sources"]), quiet,
                                    deadline)
     result = evaluate(model, tensors["xt"], tensors["yt"], profile.evaluation, seed=profile.seed, quiet=quiet)
-    device = tensors["x"].device
-    record = {
-        "profile": profile.name, "cell": cell, "config": {**profile.config(), "hash": config_hash(profile)},
-        "seed": profile.seed, "advlib_version": advlib.__version__, "git_revision": revision or records.git_revision(),
-        "torch_version": torch.__version__, "device": runtime.device_name(device),
-        "runtime": runtime.settings(device),
-        "data": {"train": tensors["sources"]["train"], "test": tensors["sources"]["test"],
-                 "n_train": int(tensors["x"].shape[0]), "n_test": int(tensors["xt"].shape[0])},
-        "wall_time": {"static_models": train_info["static_seconds"], "train": train_info["train_seconds"],
-                      "evaluate": result.seconds, "this_run": time.perf_counter() - start},
-        "accuracy": result.accuracy(), "norm_agnostic": result.worst_case(), "n_test": int(tensors["xt"].shape[0]),
-        "masks": {k: pack_mask(v) for k, v in result.correct.items()},
-        "traces": {k: {"grad_norm": t.grad_norm, "loss": t.loss} for k, t in result.traces.items()},
-        "training": train_info["history"],
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
+    record = evaluation_record(profile, cell, tensors, result, revision)
+    record["data"]["train"], record["data"]["n_train"] = tensors["sources"]["train"], int(tensors["x"].shape[0])
+    record["wall_time"].update(static_models=train_info["static_seconds"], train=train_info["train_seconds"],
+                               this_run=time.perf_counter() - start)
+    record["training"] = train_info["history"]
     return records.write_record(out / f"{cell}.json", record)
+
+
+def extend_cell(profile: Profile, cell: str, out: Path, tensors: dict, quiet: bool = True,
+                revision: str | None = None) -> dict:
+    """Add the extended evaluation (``advlib.extended``: AutoAttack, ℓ2 ε = 2, curves, diagnostics) to ``cell``'s
+    record, with the model that made it (its finished checkpoint); a record that has the current block is returned
+    as it is."""
+    path = out / f"{cell}.json"
+    rec = records.read_record(path)
+    if extended.current(rec, profile):
+        return rec
+    model, _ = train_cell(profile, cell, tensors, checkpoint_dir(out, profile, tensors["sources"]), quiet)
+    rec = extended.extend(model, tensors["xt"], tensors["yt"], profile, rec, revision or records.git_revision())
+    return records.write_record(path, rec)
 
 
 def finished(path: Path, profile: Profile, subset: bool = False, sources: dict[str, dict] | None = None) -> bool:
@@ -222,28 +252,44 @@ def finished(path: Path, profile: Profile, subset: bool = False, sources: dict[s
     return True
 
 
-def estimated_seconds(cell: str, out: Path, device: str) -> dict[str, float] | None:
+def estimated_seconds(cell: str, out: Path, device: str, extend: bool = False) -> dict[str, float] | None:
     """Training and evaluation seconds that ``cell`` is expected to take on ``device``, from the records in
     ``out`` made on the same device (the same cell's own record first, else the same defense's, else the mean
-    of all); None when no such record exists."""
+    of all; ``extend``: the evaluation includes the extended block's, where records have one); None when no
+    such record exists."""
     same = [r for r in records.load_records(out).values() if r["device"] == device] if out.is_dir() else []
     defense = protocols.split_cell(cell)[0]
     for pool in ([r for r in same if r["cell"] == cell], [r for r in same if r["cell"].startswith(defense + "-")], same):
         if pool:
             train = [r["wall_time"]["train"] + r["wall_time"]["static_models"] for r in pool]
-            evaluate_s = [sum(r["wall_time"]["evaluate"].values()) for r in pool]
+            evaluate_s = [sum(r["wall_time"]["evaluate"].values())
+                          + (r.get("extended", {}).get("wall_time", {}).get("total", 0.0) if extend else 0.0)
+                          for r in pool]
             return {"train": sum(train) / len(train), "evaluate": sum(evaluate_s) / len(evaluate_s)}
     return None
 
 
+def _print_extended(profile: str, cell: str, rec: dict) -> None:
+    block = rec["extended"]
+    rows = {**{k: 100 * v for k, v in block["accuracy"].items()},
+            **{k: 100 * v.float().mean().item() for k, v in extended.derived_rows(rec).items()}}
+    flags = [k for k, d in block["diagnostics"].items() if d["flag"]]
+    print(textwrap.fill(f"[{profile}] {cell} extended: " + ", ".join(f"{k} {v:.1f}%" for k, v in rows.items())
+                        + f"; flags: {', '.join(flags) or 'none'} ({block['wall_time']['total']:.0f} s)",
+                        width=110, subsequent_indent="    "), flush=True)
+
+
 def reproduce(profile: str, cells: str | list[str] | None = None, out: str | Path | None = None,
-              device: str | None = None, quiet: bool = False, time_budget: float | None = None) -> dict[str, dict]:
+              device: str | None = None, quiet: bool = False, time_budget: float | None = None,
+              extend: bool = False) -> dict[str, dict]:
     """Run every requested cell of ``profile`` that has no valid record in ``out`` (default results/<profile>).
 
     ``time_budget`` (seconds): stop cleanly before it runs out. A cell starts only if its expected cost (from
     records made on this device, see ``estimated_seconds``; unknown: started anyway) fits in what is left;
     training stops at the budget minus the expected evaluation time and leaves a checkpoint that the next call
-    resumes from. Returns the records that exist for the requested cells.
+    resumes from. ``extend``: also add the extended evaluation (``extend_cell``) to every requested cell's record
+    that lacks it, after its own evaluation, within the same time budget. Returns the records that exist for the
+    requested cells.
     """
     if time_budget is not None and not time_budget > 0:
         raise ValueError(f"time_budget must be a positive number of seconds, got {time_budget!r}")
@@ -258,6 +304,8 @@ def reproduce(profile: str, cells: str | list[str] | None = None, out: str | Pat
     subset = data.Source(sources["train"]["kind"], sources["train"]["path"]).is_subset
     todo = [c for c in cells if not finished(out / f"{c}.json", prof, subset, sources)]
     log.info("advlib: %s profile, %d of %d cells to run", prof.name, len(todo), len(cells))
+    if extend:  # finished cells whose record lacks the current extended block are work too
+        todo += [c for c in cells if c not in todo and not extended.current(records.read_record(out / f"{c}.json"), prof)]
     tensors = load_data(prof, dev, sources) if todo else None
     revision = records.git_revision()  # the code that this process imported, not later edits
     name = runtime.device_name(dev)
@@ -266,14 +314,19 @@ def reproduce(profile: str, cells: str | list[str] | None = None, out: str | Pat
         deadline = None
         if time_budget is not None:
             left = time_budget - (time.monotonic() - begin)
-            expected = estimated_seconds(cell, out, name)
+            expected = estimated_seconds(cell, out, name, extend)
             if expected is not None and expected["train"] + expected["evaluate"] > left:
                 print(f"[{prof.name}] {cell}: expected {expected['train'] + expected['evaluate']:.0f} s, "
                       f"{left:.0f} s left in the time budget; stopping here", flush=True)
                 break
             deadline = begin + time_budget - (expected["evaluate"] if expected else 0.0)
         try:
-            rec = run_cell(prof, cell, out, tensors, quiet, revision, deadline)
+            if not finished(out / f"{cell}.json", prof, subset, sources):
+                rec = run_cell(prof, cell, out, tensors, quiet, revision, deadline)
+            if extend:
+                rec = extend_cell(prof, cell, out, tensors, quiet, revision)
+                _print_extended(prof.name, cell, rec)
+            rec = records.read_record(out / f"{cell}.json")
         except OutOfTime as err:
             print(f"[{prof.name}] {err}", flush=True)
             break

@@ -12,6 +12,17 @@ from advlib import _checks, lp
 
 #: The radii of Table 1: ℓ2 ≤ 4.0, ℓ∞ ≤ 0.3 (the paper's §5; docs/protocols.md §9).
 EPS = {"l2": 4.0, "linf": 0.3}
+#: The ℓ2 radius of the later multi-norm MNIST literature (Tramèr & Boneh 2019; Maini, Wong & Kolter 2020): 2.0.
+L2_LITERATURE_EPS = 2.0
+#: Radii of the robustness curves (issue 10: ℓ2 0.5 … 4.0, ℓ∞ 0.05 … 0.4; ``advlib.extended``).
+CURVE_RADII = {"l2": (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0), "linf": (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4)}
+#: Radii at which a sound attack leaves (almost) nothing standing: at ℓ∞ 0.5 every image reaches the uniform grey
+#: image, and ℓ2 10 exceeds the distance between most pairs of MNIST digits (Carlini et al. 2019, §5.2).
+LARGE_RADII = {"l2": 10.0, "linf": 0.5}
+#: More effort that should not change a converged attack's result: this many times the steps, and this many
+#: random restarts (Carlini et al. 2019, §5.2-5.3).
+STEPS_FACTOR = 4
+RESTARTS = 5
 #: S-O's Gaussian noise scale, from the authors' attack code: 0.15 (ℓ2), 0.1 (ℓ∞) (§6.1).
 SIGMA = {"l2": 0.15, "linf": 0.1}
 #: Iterations of PGD and S-O in the paper's evaluation: Madry's config.json k = 40 (§1.2); the authors' S-O (§6.1).

@@ -98,3 +98,35 @@ def test_profile_config_is_plain_data_without_the_default_loss():
 def test_repro_choices_name_the_documented_settings():
     text = " ".join(protocols.REPRO_CHOICES.values())
     assert "2.5·ε/steps" in text and "0.28" in text and "β=6" in text
+
+
+# ---------------------------------------------------------------------------------------------- multi-norm cells
+
+
+def test_multi_norm_cells_are_named_but_not_part_of_table_1():
+    assert protocols.MULTI_NORM == ("max", "avg", "msd") and protocols.UNION == "union"
+    assert protocols.MULTI_NORM_CELLS == ("max-union", "avg-union", "msd-union")
+    assert not set(protocols.MULTI_NORM_CELLS) & (set(CELLS) | set(protocols.CELL_ORDER))
+    assert len(protocols.parse_cells(None)) == 12  # `reproduce` without --cells trains Table 1 only
+    assert [protocols.split_cell(c) for c in protocols.MULTI_NORM_CELLS] == [(d, "union") for d in protocols.MULTI_NORM]
+
+
+def test_parse_cells_takes_multi_norm_cells_and_the_multi_keyword():
+    assert protocols.parse_cells("multi") == list(protocols.MULTI_NORM_CELLS)
+    assert protocols.parse_cells("msd-union, madry-linf") == ["msd-union", "madry-linf"]
+    assert protocols.parse_cells("all,multi") == list(protocols.CELL_ORDER + protocols.MULTI_NORM_CELLS)
+    assert protocols.parse_cells("max-union,multi,max-union") == ["max-union", "avg-union", "msd-union"]  # once each
+    with pytest.raises(ValueError, match="unknown cell 'multy'; valid choices: .*'msd-union', 'all', 'multi'"):
+        protocols.parse_cells("multy")
+
+
+def test_multi_norm_defenses_train_with_madrys_spec_and_their_choices_are_recorded():
+    for prof in protocols.PROFILES.values():
+        for defense in protocols.MULTI_NORM:
+            assert protocols.train_spec(prof, defense) is prof.defenses["madry"]
+        for defense in protocols.DEFENSES:
+            assert protocols.train_spec(prof, defense) is prof.defenses[defense]
+    with pytest.raises(ValueError, match="unknown defense 'union'"):
+        protocols.train_spec(protocols.QUICK, "union")
+    text = " ".join(protocols.REPRO_CHOICES.values())
+    assert "max(steps)" in text and "msd_v0" in text and "Madry's TrainSpec" in text

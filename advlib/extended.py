@@ -1,0 +1,221 @@
+"""The extended evaluation of a trained model, beyond the paper's five rows (issue 10).
+
+* **Strong rows**: AutoAttack (``advlib.strong``) in ℓ∞ (ε 0.3) and ℓ2 (ε 4.0), and at ℓ2 ε = 2.0, the radius of
+  the later multi-norm literature, PGD, S-O and AutoAttack; per example, so worst cases exist (``derived_rows``).
+* **Robustness curves**: accuracy against ε in each norm, PGD at every radius, S-O at a few.
+* **Diagnostics** (Carlini et al. 2019, "On Evaluating Adversarial Robustness", §5 checklist; AutoAttack's flags),
+  each with its threshold: ``DIAGNOSTICS``.
+
+The block is stored under ``record["extended"]`` with its own configuration hash, so the paper's rows and their
+records stay valid when it is added, and records without it still load (their extended rows are missing).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+
+import torch
+from torch import Tensor, nn
+
+from advlib import gradients, records, runtime
+from advlib.attacks import run_attack
+from advlib.context import frozen
+from advlib.evaluation import predict
+from advlib.protocols import Profile
+from advlib.specs import CURVE_RADII, EPS, L2_LITERATURE_EPS, LARGE_RADII, RESTARTS, STEPS_FACTOR, AttackSpec
+from advlib.strong import ATTACKS, AutoAttackSpec, autoattack
+
+#: Thresholds of the diagnostics, in accuracy points or fractions (see ``diagnose``).
+ZERO_GRADIENT = 1e-6          # ‖∇ₓL‖₂ below this at a clean point counts as a (near) zero gradient
+ZERO_GRADIENT_SHARE = 0.05    # flag if more test points than this have one
+LARGE_RADIUS_ACCURACY = 0.10  # flag if more stay correct at LARGE_RADII
+MONOTONE_SLACK = 0.01         # flag if a curve rises by more than this as ε grows
+MORE_EFFORT_DROP = 0.01       # flag if 4× the steps, or 5 restarts, lower the accuracy by more than this
+BLACK_BOX_SHARE = 0.0         # flag if Square breaks more than this share of points the white-box attacks left
+
+
+@dataclass(frozen=True)
+class ExtendedSpec:
+    """What the extended evaluation of one profile runs: strong ``rows``, curve ``radii`` and the diagnostics."""
+
+    rows: dict[str, AttackSpec | AutoAttackSpec]
+    pgd_steps: int
+    so_steps: int
+    so_samples: int
+    radii: dict[str, tuple[float, ...]] = field(default_factory=lambda: dict(CURVE_RADII))
+    so_every: int = 2  # S-O curve at every so_every-th radius
+
+    def config(self) -> dict:
+        return {"rows": {k: v.config() for k, v in self.rows.items()}, "pgd_steps": self.pgd_steps,
+                "so_steps": self.so_steps, "so_samples": self.so_samples,
+                "radii": {k: list(v) for k, v in self.radii.items()}, "so_every": self.so_every,
+                "large_radii": LARGE_RADII, "steps_factor": STEPS_FACTOR, "restarts": RESTARTS,
+                "thresholds": {"zero_gradient": ZERO_GRADIENT, "zero_gradient_share": ZERO_GRADIENT_SHARE,
+                               "large_radius_accuracy": LARGE_RADIUS_ACCURACY, "monotone_slack": MONOTONE_SLACK,
+                               "more_effort_drop": MORE_EFFORT_DROP, "black_box_share": BLACK_BOX_SHARE}}
+
+    def hash(self) -> str:
+        return hashlib.sha256(json.dumps(self.config(), sort_keys=True).encode()).hexdigest()[:8]
+
+
+def extended_spec(profile: Profile) -> ExtendedSpec:
+    """The extended evaluation of ``profile``: AutoAttack's standard suite (APGD-CE, APGD-T, FAB-T, Square) in every
+    profile but ``quick``, which runs APGD-CE and APGD-T towards one target class (a smoke test)."""
+    pgd, so = profile.evaluation["PGD-l2"], profile.evaluation["SO-l2"]
+    if profile.name == "quick":
+        aa = {"attacks": ("apgd-ce", "apgd-t"), "target_classes": 1}
+    else:
+        aa = {"attacks": ATTACKS}
+    rows: dict[str, AttackSpec | AutoAttackSpec] = {
+        "AA-l2": AutoAttackSpec("l2", EPS["l2"], **aa),
+        "AA-linf": AutoAttackSpec("linf", EPS["linf"], **aa),
+        "PGD-l2@2": AttackSpec.pgd("l2", steps=pgd.steps, eps=L2_LITERATURE_EPS),
+        "SO-l2@2": AttackSpec.so("l2", steps=so.steps, samples=so.samples, eps=L2_LITERATURE_EPS),
+        "AA-l2@2": AutoAttackSpec("l2", L2_LITERATURE_EPS, **aa),
+    }
+    return ExtendedSpec(rows=rows, pgd_steps=pgd.steps, so_steps=so.steps, so_samples=so.samples)
+
+
+def _correct(model: nn.Module, x: Tensor, y: Tensor, spec: AttackSpec, seed: int) -> Tensor:
+    generator = torch.Generator(device=x.device).manual_seed(seed)
+    return predict(model, run_attack(spec, model, x, y, generator=generator)) == y
+
+
+def strong_rows(model: nn.Module, x: Tensor, y: Tensor, spec: ExtendedSpec, seed: int
+                ) -> tuple[dict[str, Tensor], dict[str, dict[str, Tensor]], dict[str, float]]:
+    """Per row: correctness masks; for AutoAttack rows also the mask after each attack of its cascade; seconds."""
+    masks, cascades, seconds = {}, {}, {}
+    for name, row in spec.rows.items():
+        start = time.perf_counter()
+        if isinstance(row, AutoAttackSpec):
+            cascades[name] = autoattack(model, x, y, row, seed=seed)
+            masks[name] = cascades[name][row.attacks[-1]]
+        else:
+            masks[name] = _correct(model, x, y, row, seed)
+        seconds[name] = time.perf_counter() - start
+    return masks, cascades, seconds
+
+
+def curves(model: nn.Module, x: Tensor, y: Tensor, spec: ExtendedSpec, known: dict[str, Tensor], seed: int
+           ) -> dict[str, dict[str, list[float]]]:
+    """Accuracy against ε: "PGD-<norm>" at every radius, "SO-<norm>" at every ``so_every``-th; a point whose spec
+    equals a row already computed (``known``: name → (spec, mask)) reuses that row's mask."""
+    out = {}
+    for norm, radii in spec.radii.items():
+        for kind, chosen in (("PGD", radii), ("SO", radii[spec.so_every - 1::spec.so_every])):
+            accuracy = []
+            for eps in chosen:
+                attack = (AttackSpec.pgd(norm, steps=spec.pgd_steps, eps=eps) if kind == "PGD" else
+                          AttackSpec.so(norm, steps=spec.so_steps, samples=spec.so_samples, eps=eps))
+                mask = next((m for s, m in known.values() if s == attack), None)
+                accuracy.append(float((mask if mask is not None else _correct(model, x, y, attack, seed)).float().mean()))
+            out[f"{kind}-{norm}"] = {"eps": list(chosen), "accuracy": accuracy}
+    return out
+
+
+def _flag(value: float, threshold: float, above: bool, n: int, what: str) -> dict:
+    return {"value": value, "threshold": threshold, "flag": value > threshold if above else value < threshold,
+            "n": n, "what": what}
+
+
+def diagnose(model: nn.Module, x: Tensor, y: Tensor, spec: ExtendedSpec, base: dict[str, AttackSpec],
+             masks: dict[str, Tensor], cascades: dict[str, dict[str, Tensor]], curve: dict, seed: int) -> dict:
+    """The gradient-masking checklist, each entry ``{value, threshold, flag, n, what}`` (flag True = suspicious)."""
+    n = x.shape[0]
+    with frozen(model):
+        g = torch.cat([gradients.input_gradient(model, x[i:i + 1000], y[i:i + 1000], "ce")[0].flatten(1).norm(dim=1)
+                       for i in range(0, n, 1000)])
+    out = {"zero gradient": _flag(float((g < ZERO_GRADIENT).float().mean()), ZERO_GRADIENT_SHARE, True, n,
+                                  f"share of test points with ‖∇ₓL‖₂ < {ZERO_GRADIENT:g} at the clean image")}
+    for norm, eps in LARGE_RADII.items():
+        acc = float(_correct(model, x, y, AttackSpec.pgd(norm, steps=spec.pgd_steps, eps=eps), seed).float().mean())
+        out[f"large radius {norm}"] = _flag(acc, LARGE_RADIUS_ACCURACY, True, n,
+                                            f"PGD accuracy at {norm} ε = {eps:g} (should be ~0)")
+    rises = max((b - a for c in curve.values() for a, b in zip(c["accuracy"], c["accuracy"][1:])), default=0.0)
+    out["monotone in ε"] = _flag(rises, MONOTONE_SLACK, True, n, "largest rise of any curve as ε grows")
+    for norm in ("l2", "linf"):
+        pgd = base[f"PGD-{norm}"]
+        before = masks[f"PGD-{norm}"]
+        longer = _correct(model, x, y, replace(pgd, steps=pgd.steps * STEPS_FACTOR), seed)
+        out[f"{STEPS_FACTOR}x steps {norm}"] = _flag(float((before.float().mean() - longer.float().mean())),
+                                                      MORE_EFFORT_DROP, True, n,
+                                                      f"PGD accuracy drop with {STEPS_FACTOR}× the steps")
+        worst = before.clone()
+        for r in range(1, RESTARTS):
+            worst &= _correct(model, x, y, pgd, seed + r)
+        out[f"{RESTARTS} restarts {norm}"] = _flag(float(before.float().mean() - worst.float().mean()),
+                                                   MORE_EFFORT_DROP, True, n,
+                                                   f"PGD accuracy drop, worst of {RESTARTS} random starts")
+        cascade = cascades.get(f"AA-{norm}", {})
+        if "square" in cascade:
+            names = list(cascade)
+            before_square = cascade[names[names.index("square") - 1]] if names.index("square") else masks["Natural"]
+            white = before_square & masks[f"PGD-{norm}"] & masks[f"SO-{norm}"]
+            share = float((white & ~cascade["square"]).float().sum() / white.float().sum().clamp(min=1))
+            out[f"black box {norm}"] = _flag(share, BLACK_BOX_SHARE, True, int(white.sum()),
+                                             "share of white-box-robust points that Square breaks")
+        so = AttackSpec.so(norm, steps=spec.so_steps, samples=1, sigma=0.0)
+        plain = replace(base[f"PGD-{norm}"], steps=so.steps, step_size=so.step_size, random_start=False)
+        generator = torch.Generator(device=x.device).manual_seed(seed)
+        a = run_attack(so, model, x, y, generator=generator)
+        b = run_attack(plain, model, x, y, generator=generator)
+        out[f"S-O σ=0 = PGD {norm}"] = _flag(float((a - b).abs().max()), 0.0, True, n,
+                                             "largest pixel difference between S-O with σ = 0 and PGD without a "
+                                             "random start")
+    return out
+
+
+def derived_rows(record: dict) -> dict[str, Tensor]:
+    """Per-example worst cases from a record's masks (``record["extended"]`` if present): "Worst-l2" (clean ∧
+    PGD ∧ S-O ∧ AutoAttack in ℓ2), "Worst-linf", "Union" (all of them: the norm-agnostic accuracy with AutoAttack),
+    and the same at ℓ2 ε = 2.0 ("Worst-l2@2", "Union@2"); only those whose masks all exist."""
+    n = record["n_test"]
+    masks = {k: records.unpack_mask(v, n) for k, v in record["masks"].items()}
+    masks.update({k: records.unpack_mask(v, n) for k, v in record.get("extended", {}).get("masks", {}).items()})
+    groups = {"Worst-l2": ("Natural", "PGD-l2", "SO-l2", "AA-l2"),
+              "Worst-linf": ("Natural", "PGD-linf", "SO-linf", "AA-linf"),
+              "Worst-l2@2": ("Natural", "PGD-l2@2", "SO-l2@2", "AA-l2@2")}
+    groups["Union"] = groups["Worst-l2"] + groups["Worst-linf"]
+    groups["Union@2"] = groups["Worst-l2@2"] + groups["Worst-linf"]
+    return {name: torch.stack([masks[m] for m in parts]).all(0) for name, parts in groups.items()
+            if all(m in masks for m in parts)}
+
+
+def extend(model: nn.Module, x: Tensor, y: Tensor, profile: Profile, record: dict, revision: str) -> dict:
+    """``record`` with its extended block computed on ``model`` (the model that made it: its clean predictions must
+    reproduce the record's "Natural" mask, else ``ValueError``)."""
+    n = record["n_test"]
+    natural = predict(model, x) == y
+    if not torch.equal(natural.cpu(), records.unpack_mask(record["masks"]["Natural"], n)):
+        raise ValueError(f"{record['profile']}/{record['cell']}: this model's clean predictions differ from the "
+                         "record's; it is not the model the record was made with")
+    spec, seed, start = extended_spec(profile), profile.seed, time.perf_counter()
+    masks, cascades, seconds = strong_rows(model, x, y, spec, seed)
+    base_masks = {k: records.unpack_mask(v, n).to(x.device) for k, v in record["masks"].items()}
+    known = {**{k: (profile.evaluation[k], base_masks[k]) for k in profile.evaluation},
+             **{k: (v, masks[k]) for k, v in spec.rows.items() if isinstance(v, AttackSpec)}}
+    t = time.perf_counter()
+    curve = curves(model, x, y, spec, known, seed)
+    seconds["curves"] = time.perf_counter() - t
+    t = time.perf_counter()
+    diagnostics = diagnose(model, x, y, spec, profile.evaluation, {**base_masks, **masks}, cascades, curve, seed)
+    seconds["diagnostics"] = time.perf_counter() - t
+    block = {
+        "config": {**spec.config(), "hash": spec.hash()},
+        "accuracy": {k: float(v.float().mean()) for k, v in masks.items()},
+        "masks": {k: records.pack_mask(v) for k, v in masks.items()},
+        "cascades": {k: {a: float(m.float().mean()) for a, m in c.items()} for k, c in cascades.items()},
+        "curves": curve, "diagnostics": diagnostics,
+        "wall_time": {**seconds, "total": time.perf_counter() - start},
+        "device": runtime.device_name(x.device), "git_revision": revision,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    return {**record, "extended": block}
+
+
+def current(record: dict, profile: Profile) -> bool:
+    """Whether ``record`` carries the extended block of ``profile``'s current extended configuration."""
+    return record.get("extended", {}).get("config", {}).get("hash") == extended_spec(profile).hash()

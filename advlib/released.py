@@ -1,0 +1,52 @@
+"""The TRADES authors' released MNIST model (SmallCNN, ℓ∞-trained at ε = 0.3), evaluated like a Table 1 cell.
+
+The paper's TRADES-ℓ∞ column was most likely measured on this very file: the first author's S-O scripts attack it
+by default (``advlib/resources/trades_smallcnn/README.md``). ``evaluate_released`` runs a profile's Table 1 attacks
+(and, optionally, the extended evaluation) on it, with no training, into ``<out>/trades-released.json``.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from advlib import data, extended, models, protocols, records, runtime
+from advlib.evaluation import evaluate
+from advlib.reproduce import config_hash, data_identity, evaluation_record
+
+CELL = "trades-released"
+#: Where the checkpoint comes from (advlib/resources/trades_smallcnn/README.md).
+SOURCE = "Bai-Li/TRADES@d9c1eb9c9c59759775cfbf300ffbaa835c0a2486 checkpoints/model_mnist_smallcnn.pt"
+
+
+def _valid(path: Path, profile: protocols.Profile) -> dict | None:
+    try:
+        rec = records.read_record(path)
+    except records.RecordError:
+        return None
+    return rec if rec["config"].get("hash") == config_hash(profile) else None
+
+
+def evaluate_released(profile: str = "full", out: str | Path | None = None, device: str | None = None, *,
+                      extend: bool = False, quiet: bool = True) -> dict:
+    """The record of the released model under ``profile``'s evaluation (its test images and attacks); reuses a
+    valid record in ``out`` (default ``results/released``) and adds the extended block if ``extend``."""
+    prof = protocols.get_profile(profile)
+    dev = torch.device(device) if device else runtime.default_device()
+    runtime.configure(dev)
+    path = Path(out if out is not None else Path("results") / "released") / f"{CELL}.json"
+    revision = records.git_revision()
+    xt, yt = data.load_mnist("test", limit=prof.n_test, device=dev)
+    model = models.load_trades_smallcnn(dev)
+    rec = _valid(path, prof)
+    if rec is None:
+        start = time.perf_counter()
+        result = evaluate(model, xt, yt, prof.evaluation, seed=prof.seed, quiet=quiet)
+        rec = evaluation_record(prof, CELL, {"xt": xt, "sources": data_identity(prof)}, result, revision)
+        rec["wall_time"]["this_run"] = time.perf_counter() - start
+        rec["model"] = {"architecture": "smallcnn", "source": SOURCE, "md5": models.TRADES_SMALLCNN_MD5}
+        rec = records.write_record(path, rec)
+    if extend and not extended.current(rec, prof):
+        rec = records.write_record(path, extended.extend(model, xt, yt, prof, rec, revision))
+    return rec

@@ -1,0 +1,118 @@
+"""AutoAttack (Croce & Hein 2020), the field's reference strong evaluation, run as its authors run it.
+
+The attacks are the reference code itself, fra31/auto-attack, as packaged on PyPI (``pyautoattack==0.2.0``;
+``docs/autoattack.md`` compares the two). ``autoattack`` runs the chosen attacks one after another, each only
+on the points that are still classified correctly (AutoAttack's own cascade, so the cost stays bounded), and
+returns the per-example outcome. Defaults are AutoAttack's "standard" version for ℓ∞ and ℓ2 (its
+``_set_version``): APGD-CE with one restart, APGD-T over 9 target classes, FAB-T and Square with 5,000
+queries; 100 iterations each (fixed: APGD's step-size checkpoints are set when AutoAttack builds it). A spec lists
+the attacks that a profile can afford.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, replace
+
+import torch
+from torch import Tensor, nn
+
+from advlib import _checks, lp
+from advlib.attacks import default_batch_size
+from advlib.context import frozen
+from advlib.evaluation import predict
+
+#: AutoAttack's attack names (pyautoattack.autoattack.AttackName), white-box first, as AutoAttack orders them.
+ATTACKS = ("apgd-ce", "apgd-t", "fab-t", "square")
+#: AutoAttack's "standard" settings for ℓ∞ and ℓ2 (fra31/auto-attack autoattack.py, ``_set_version``).
+STANDARD_TARGET_CLASSES = 9
+STANDARD_SQUARE_QUERIES = 5_000
+_NORMS = {"l2": "L2", "linf": "Linf"}
+
+
+@dataclass(frozen=True)
+class AutoAttackSpec:
+    """AutoAttack at radius ``eps`` in ``norm``, running ``attacks`` (a sub-sequence of ``ATTACKS``) in turn."""
+
+    norm: str
+    eps: float
+    attacks: tuple[str, ...] = ("apgd-ce", "apgd-t")
+    target_classes: int = STANDARD_TARGET_CLASSES
+    square_queries: int = STANDARD_SQUARE_QUERIES
+
+    def __post_init__(self) -> None:
+        lp.check_norm(self.norm)
+        object.__setattr__(self, "eps", _checks.nonnegative("eps", self.eps))
+        object.__setattr__(self, "attacks", tuple(self.attacks))
+        if not self.attacks:
+            raise ValueError(f"an AutoAttackSpec needs at least one attack of {ATTACKS}")
+        for name in self.attacks:
+            _checks.choice("AutoAttack attack", name, ATTACKS)
+        _checks.count("target_classes", self.target_classes, minimum=1)
+        _checks.count("square_queries", self.square_queries, minimum=1)
+
+    @property
+    def kind(self) -> str:
+        return "autoattack"
+
+    def with_eps(self, eps: float) -> AutoAttackSpec:
+        """The same attacks at radius ``eps``."""
+        return replace(self, eps=eps)
+
+    def config(self) -> dict:
+        """Plain JSON-able data for records."""
+        return {"kind": self.kind, **asdict(self), "attacks": list(self.attacks), "package": package_version()}
+
+
+def package_version() -> str:
+    """The pyautoattack version in use (the pin in pyproject.toml is 0.2.0)."""
+    from importlib.metadata import version
+    return version("pyautoattack")
+
+
+def _configured(model: nn.Module, spec: AutoAttackSpec, device: torch.device, seed: int):
+    from pyautoattack import AutoAttack  # imported here: importing advlib stays light
+
+    attack = AutoAttack(model, norm=_NORMS[spec.norm], eps=spec.eps, version="custom", attacks=list(spec.attacks),
+                        seed=seed, device=device)
+    attack.verbose = False
+    attack.apgd.n_restarts = 1  # as the standard version (the custom default is 5)
+    attack.apgd_targeted.n_restarts = 1
+    attack.fab.n_restarts = 1
+    attack.apgd_targeted.n_target_classes = spec.target_classes
+    attack.fab.n_target_classes = spec.target_classes
+    attack.square.n_queries = spec.square_queries
+    return attack
+
+
+def autoattack(model: nn.Module, x: Tensor, y: Tensor, spec: AutoAttackSpec, *, seed: int = 0,
+               batch_size: int | None = None) -> dict[str, Tensor]:
+    """Per-example correctness (bool ``[N]``) of ``model`` after each attack of AutoAttack's cascade, by name.
+
+    As AutoAttack does, each attack runs only on the points still classified correctly after the ones before
+    it, so the last entry is AutoAttack's robust accuracy and each entry shows what that attack added. Every
+    adversarial point is re-checked here to lie in the ε-ball and [0,1].
+    """
+    _checks.labels(y, _checks.images(x).shape[0])
+    logging.getLogger("auto-attack").setLevel(logging.WARNING)
+    size = batch_size or default_batch_size(x.device)
+    out: dict[str, Tensor] = {}
+    with frozen(model):
+        robust = predict(model, x, size) == y
+        for name in spec.attacks:
+            idx = robust.nonzero().flatten()
+            if idx.numel():
+                attack = _configured(model, replace(spec, attacks=(name,)), x.device, seed)
+                x_adv, y_adv = attack.run_standard_evaluation(x[idx], y[idx], batch_size=size)
+                _check_feasible(x_adv, x[idx], spec)
+                robust = robust.clone()
+                robust[idx] = y_adv == y[idx]
+            out[name] = robust
+    return out
+
+
+def _check_feasible(x_adv: Tensor, x: Tensor, spec: AutoAttackSpec) -> None:
+    distance = lp.norm_of(x_adv - x, spec.norm)
+    slack = 1e-5 * max(spec.eps, 1.0)
+    if bool((distance > spec.eps + slack).any()) or bool(((x_adv < 0) | (x_adv > 1)).any()):
+        raise RuntimeError(f"AutoAttack returned points outside the {spec.norm} ball of radius {spec.eps} or [0,1] "
+                           f"(largest distance {distance.max().item():.6g})")
