@@ -20,8 +20,9 @@ def _reproduce(args: argparse.Namespace) -> None:
 
 def _table(args: argparse.Namespace) -> None:
     from advlib import records, table
-    recs = records.load_records(args.results)
-    if not recs:
+    found = records.load_records(args.results)
+    recs, others = table.table1(found), {c: r for c, r in found.items() if c not in protocols.CELLS}
+    if not recs and not others:
         raise ValueError(f"no valid records in {args.results}")
     profiles = sorted({r["profile"] for r in recs.values()})
     print(f"Table 1 — ours/paper, accuracy in %; profile(s): {', '.join(profiles)}; "
@@ -32,6 +33,12 @@ def _table(args: argparse.Namespace) -> None:
     if missing:
         print(textwrap.fill("no record yet: " + ", ".join(missing), width=110))
     print("norm-agnostic: the per-example worst case, correct on the clean image and under all four attacks (%).")
+    if others:
+        print("\nBeyond Table 1 (multi-norm training), accuracy in %:")
+        print(table.union_summary(others).round(1).to_string())
+    if any("extended" in r for r in found.values()):
+        print("\nExtended rows (AutoAttack, ℓ2 ε = 2, per-example worst cases), accuracy in %:")
+        print(table.extended_rows({c: r for c, r in found.items() if "extended" in r}).round(1).to_string())
     if args.figure:
         from advlib import plots
         fig = plots.table_heatmaps(recs)

@@ -76,6 +76,13 @@ def profile_records(profile: str, root: str | Path | None = None) -> dict[str, d
     return {c: found[c] for c in protocols.CELLS if c in found}
 
 
+def multinorm_records(profile: str, root: str | Path | None = None) -> dict[str, dict]:
+    """The multi-norm cells' records (``protocols.MULTI_NORM_CELLS``) of one profile; empty if none."""
+    folder = (Path(root) if root is not None else results_root()) / protocols.get_profile(profile).name
+    found = records.load_records(folder) if folder.is_dir() else {}
+    return {c: found[c] for c in protocols.MULTI_NORM_CELLS if c in found}
+
+
 def profiles_used(records: dict[str, dict]) -> list[str]:
     """The profiles the records come from, sorted by name (empty for no records)."""
     return sorted({rec["profile"] for rec in records.values()})

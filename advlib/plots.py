@@ -217,3 +217,37 @@ def norm_agnostic_bars(frame: pd.DataFrame) -> plt.Figure:
         ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def robustness_curves(records: Mapping[str, dict]) -> plt.Figure:
+    """Accuracy (%) against ε from each record's extended block: one panel per norm, one line per cell and attack
+    (PGD and S-O told apart by line style and marker); records without the block are left out."""
+    rows = [{"cell": cell, "attack": name.split("-")[0].replace("SO", "S-O"), "norm": name.split("-")[1], "eps": eps,
+             "accuracy (%)": 100 * acc}
+            for cell, rec in records.items() for name, curve in rec.get("extended", {}).get("curves", {}).items()
+            for eps, acc in zip(curve["eps"], curve["accuracy"])]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    frame = pd.DataFrame(rows, columns=["cell", "attack", "norm", "eps", "accuracy (%)"])
+    for ax, norm in zip(axes, ("l2", "linf")):
+        part = frame[frame["norm"] == norm]
+        if len(part):
+            sns.lineplot(part, x="eps", y="accuracy (%)", hue="cell", style="attack", markers=True, ax=ax)
+            ax.legend(fontsize=7)
+        ax.set_xlabel(f"ε ({NORM_LABELS[norm]})")
+        ax.set_ylim(0, 100)
+    fig.tight_layout()
+    return fig
+
+
+def tradeoff(frame: pd.DataFrame, x: str = "natural", y: str = "PGD ∪ S-O") -> plt.Figure:
+    """Natural against norm-agnostic accuracy (%), one labelled point per row of ``frame`` (index: cell), coloured
+    by its ``group`` column."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    sns.scatterplot(frame, x=x, y=y, hue="group", s=60, ax=ax)
+    for cell, row in frame.iterrows():
+        ax.annotate(cell, (row[x], row[y]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.set_xlabel(f"{x} accuracy (%)")
+    ax.set_ylabel(f"{y} accuracy (%)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

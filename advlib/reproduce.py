@@ -304,8 +304,16 @@ def reproduce(profile: str, cells: str | list[str] | None = None, out: str | Pat
     subset = data.Source(sources["train"]["kind"], sources["train"]["path"]).is_subset
     todo = [c for c in cells if not finished(out / f"{c}.json", prof, subset, sources)]
     log.info("advlib: %s profile, %d of %d cells to run", prof.name, len(todo), len(cells))
-    if extend:  # finished cells whose record lacks the current extended block are work too
-        todo += [c for c in cells if c not in todo and not extended.current(records.read_record(out / f"{c}.json"), prof)]
+    if extend:  # finished cells whose record lacks the current extended block are work too, if their model is kept
+        folder = checkpoint_dir(out, prof, sources)
+        for c in cells:
+            if c in todo or extended.current(records.read_record(out / f"{c}.json"), prof):
+                continue
+            if (folder / f"{c}.pt").is_file():
+                todo.append(c)
+            else:
+                print(f"[{prof.name}] {c}: the record has no extended evaluation and the model that made it is not in "
+                      f"{folder}; delete {out / f'{c}.json'} to train, evaluate and extend it anew", flush=True)
     tensors = load_data(prof, dev, sources) if todo else None
     revision = records.git_revision()  # the code that this process imported, not later edits
     name = runtime.device_name(dev)

@@ -113,6 +113,6 @@ def autoattack(model: nn.Module, x: Tensor, y: Tensor, spec: AutoAttackSpec, *, 
 def _check_feasible(x_adv: Tensor, x: Tensor, spec: AutoAttackSpec) -> None:
     distance = lp.norm_of(x_adv - x, spec.norm)
     slack = 1e-5 * max(spec.eps, 1.0)
-    if bool((distance > spec.eps + slack).any()) or bool(((x_adv < 0) | (x_adv > 1)).any()):
+    if not bool((distance <= spec.eps + slack).all()) or not bool(((x_adv >= 0) & (x_adv <= 1)).all()):  # NaN fails
         raise RuntimeError(f"AutoAttack returned points outside the {spec.norm} ball of radius {spec.eps} or [0,1] "
                            f"(largest distance {distance.max().item():.6g})")

@@ -1,14 +1,22 @@
-"""Table 1 as pandas frames: ours from result records, the paper's (shipped as package data), and Δ."""
+"""Table 1 as pandas frames: ours from result records, the paper's (shipped as package data), and Δ; and the rows
+beyond the paper (``advlib.extended``: AutoAttack, ℓ2 ε = 2, per-example worst cases) for every cell, the
+multi-norm cells included. Table 1's functions ignore records of cells outside it (``table1``)."""
 from __future__ import annotations
 
 from importlib import resources
 
 import pandas as pd
 
-from advlib.protocols import DEFENSES, NORM_LABELS, ROWS, TRAIN_NORMS, split_cell
+from advlib import extended
+from advlib.protocols import CELLS, DEFENSES, NORM_LABELS, ROWS, TRAIN_NORMS, split_cell
 
 LABELS = {"Natural": "Natural", "PGD-l2": "PGD (ℓ2)", "PGD-linf": "PGD (ℓ∞)", "SO-l2": "S-O (ℓ2)",
           "SO-linf": "S-O (ℓ∞)"}
+#: The extended rows, in the order the book and the CLI show them, below the paper's five.
+EXTENDED_LABELS = {"AA-l2": "AutoAttack (ℓ2)", "AA-linf": "AutoAttack (ℓ∞)", "Worst-l2": "worst case (ℓ2)",
+                   "Worst-linf": "worst case (ℓ∞)", "Union": "norm-agnostic, all attacks",
+                   "PGD-l2@2": "PGD (ℓ2, ε=2)", "SO-l2@2": "S-O (ℓ2, ε=2)", "AA-l2@2": "AutoAttack (ℓ2, ε=2)",
+                   "Worst-l2@2": "worst case (ℓ2, ε=2)", "Union@2": "norm-agnostic (ℓ2 ε=2, ℓ∞)"}
 COLUMNS = pd.MultiIndex.from_product([DEFENSES, TRAIN_NORMS], names=["defense", "train_norm"])
 
 
@@ -28,10 +36,15 @@ def paper_table() -> pd.DataFrame:
     return _wide(paper_long(), "accuracy_percent")
 
 
+def table1(records: dict[str, dict]) -> dict[str, dict]:
+    """The records of Table 1's cells (``protocols.CELLS``) alone."""
+    return {c: r for c, r in records.items() if c in CELLS}
+
+
 def ours_long(records: dict[str, dict]) -> pd.DataFrame:
     """Our accuracies (percent) from records keyed by cell, in the paper's long layout, plus the profile."""
     rows = []
-    for cell, rec in records.items():
+    for cell, rec in table1(records).items():
         defense, norm = split_cell(cell)
         for attack in ROWS:
             if attack in rec["accuracy"]:
@@ -56,7 +69,7 @@ def comparison(records: dict[str, dict]) -> pd.DataFrame:
 
 def norm_agnostic(records: dict[str, dict]) -> pd.Series:
     """Per-example worst case over the clean image and all four attacks, percent, per cell."""
-    values = {split_cell(c): 100 * r["norm_agnostic"] for c, r in records.items()}
+    values = {split_cell(c): 100 * r["norm_agnostic"] for c, r in table1(records).items()}
     return pd.Series(values, dtype=float).reindex(COLUMNS)
 
 
@@ -78,7 +91,7 @@ def compact(records: dict[str, dict], decimals: int = 1) -> pd.DataFrame:
     "ours/paper" per attack row (percent), and the norm-agnostic (per-example worst case) accuracy."""
     paper = paper_table()
     rows = []
-    for cell, rec in records.items():
+    for cell, rec in table1(records).items():
         defense, norm = split_cell(cell)
         row = {"cell": f"{defense} {NORM_LABELS[norm]}", "profile": rec["profile"], "n_test": rec["n_test"]}
         for attack in ROWS:
@@ -88,3 +101,39 @@ def compact(records: dict[str, dict], decimals: int = 1) -> pd.DataFrame:
         row["norm-agnostic"] = f"{100 * rec['norm_agnostic']:.{decimals}f}"
         rows.append(row)
     return pd.DataFrame(rows).set_index("cell")
+
+
+def extended_rows(records: dict[str, dict]) -> pd.DataFrame:
+    """Percent per extended row (``EXTENDED_LABELS``, index) and cell (columns, any cell); NaN where a record has
+    no extended block (made before it existed, or not yet extended)."""
+    columns = {}
+    for cell, rec in records.items():
+        values = {k: 100 * v for k, v in rec.get("extended", {}).get("accuracy", {}).items()}
+        values.update({k: 100 * v.float().mean().item() for k, v in extended.derived_rows(rec).items()})
+        columns[cell] = pd.Series(values, dtype=float)
+    return pd.DataFrame(columns, index=list(EXTENDED_LABELS), dtype=float).rename(index=EXTENDED_LABELS)
+
+
+def union_summary(records: dict[str, dict]) -> pd.DataFrame:
+    """One row per cell: profile, n, natural accuracy, the norm-agnostic accuracy over the paper's four attacks
+    and, where the record has the extended block, over all attacks (AutoAttack included) at the paper's radii
+    and at ℓ2 ε = 2 (percent; NaN where missing)."""
+    rows = []
+    for cell, rec in records.items():
+        derived = extended.derived_rows(rec)
+        share = lambda name: 100 * derived[name].float().mean().item() if name in derived else float("nan")
+        rows.append({"cell": cell, "profile": rec["profile"], "n_test": rec["n_test"],
+                     "natural": 100 * rec["accuracy"]["Natural"], "PGD ∪ S-O": 100 * rec["norm_agnostic"],
+                     "all attacks": share("Union"), "all attacks, ℓ2 ε=2": share("Union@2")})
+    return pd.DataFrame(rows).set_index("cell")
+
+
+def diagnostics(records: dict[str, dict]) -> pd.DataFrame:
+    """The gradient-masking checklist (``advlib.extended.diagnose``) per cell (columns): "pass" or "FLAG", with the
+    measured value; cells without an extended block are left out."""
+    columns = {}
+    for cell, rec in records.items():
+        found = rec.get("extended", {}).get("diagnostics", {})
+        if found:
+            columns[cell] = {name: f"{'FLAG' if d['flag'] else 'pass'} ({d['value']:.3g})" for name, d in found.items()}
+    return pd.DataFrame(columns)

@@ -6,7 +6,8 @@
 # Stages, each switched off by setting it to 0: SMOKE (python -m advlib smoke on cuda; the call stops if it
 # fails), BENCH (benchmarks/bench.py -> $OUT/bench.json), CELLS (the next pending full-profile cells, in
 # protocols.CELL_ORDER, within what is left of SECONDS, after PROBE, benchmarks/step_probe.py, has chosen the
-# fastest memory format and cuDNN mode). Everything that comes back is under $OUT: the
+# fastest memory format and cuDNN mode; CELL_LIST=... names the cells, EXTENDED=1 adds the extended evaluation,
+# which needs pyautoattack on PYTHONPATH). Everything that comes back is under $OUT: the
 # logs, bench.json and full-records.tgz (every record in results/full/, finished before the call's end).
 # Check and unpack the records here with: python tools/gpu_collect.py <fetched folder>
 set -uo pipefail
@@ -41,7 +42,7 @@ if [ "${CELLS:-1}" = 1 ]; then
   left=$((limit - SECONDS))
   echo "cells: ${left} s left of ${limit}"
   if [ "$left" -gt 30 ]; then
-    python3 -m advlib reproduce --profile full --device "$device" --quiet --time-budget "$left" ${CELL_LIST:+--cells "$CELL_LIST"} \
+    python3 -m advlib reproduce --profile full --device "$device" --quiet --time-budget "$left" ${CELL_LIST:+--cells "$CELL_LIST"} ${EXTENDED:+--extended} \
       2>&1 | tee "$OUT/cells.log"
   fi
 fi
