@@ -24,15 +24,16 @@ def _table(args: argparse.Namespace) -> None:
     recs, others = table.table1(found), {c: r for c, r in found.items() if c not in protocols.CELLS}
     if not recs and not others:
         raise ValueError(f"no valid records in {args.results}")
-    profiles = sorted({r["profile"] for r in recs.values()})
-    print(f"Table 1 — ours/paper, accuracy in %; profile(s): {', '.join(profiles)}; "
-          f"{len(recs)} of {len(protocols.CELLS)} cells; n_test = "
-          f"{', '.join(sorted({str(r['n_test']) for r in recs.values()}))}")
-    print(table.compact(recs).to_string())
-    missing = [c for c in protocols.CELL_ORDER if c not in recs]
-    if missing:
-        print(textwrap.fill("no record yet: " + ", ".join(missing), width=110))
-    print("norm-agnostic: the per-example worst case, correct on the clean image and under all four attacks (%).")
+    if recs:
+        profiles = sorted({r["profile"] for r in recs.values()})
+        print(f"Table 1 — ours/paper, accuracy in %; profile(s): {', '.join(profiles)}; "
+              f"{len(recs)} of {len(protocols.CELLS)} cells; n_test = "
+              f"{', '.join(sorted({str(r['n_test']) for r in recs.values()}))}")
+        print(table.compact(recs).to_string())
+        missing = [c for c in protocols.CELL_ORDER if c not in recs]
+        if missing:
+            print(textwrap.fill("no record yet: " + ", ".join(missing), width=110))
+        print("norm-agnostic: the per-example worst case, correct on the clean image and under all four attacks (%).")
     if others:
         print("\nBeyond Table 1 (multi-norm training), accuracy in %:")
         print(table.union_summary(others).round(1).to_string())

@@ -96,7 +96,8 @@ def autoattack(model: nn.Module, x: Tensor, y: Tensor, spec: AutoAttackSpec, *, 
     logging.getLogger("auto-attack").setLevel(logging.WARNING)
     size = batch_size or default_batch_size(x.device)
     out: dict[str, Tensor] = {}
-    with frozen(model):
+    devices = [x.device] if x.device.type == "cuda" else []
+    with frozen(model), torch.random.fork_rng(devices=devices):  # AutoAttack seeds torch's global generator
         robust = predict(model, x, size) == y
         for name in spec.attacks:
             idx = robust.nonzero().flatten()

@@ -215,3 +215,18 @@ def make_record(cell: str, percent: dict[str, float], *, n: int = 200, profile: 
 def acc(pgd_l2: float, pgd_linf: float, so_l2: float, so_linf: float, natural: float = 99.0) -> dict[str, float]:
     """Table 1's five rows in percent, for ``make_record``."""
     return {"Natural": natural, "PGD-l2": pgd_l2, "PGD-linf": pgd_linf, "SO-l2": so_l2, "SO-linf": so_linf}
+
+
+def full_record(cell: str, percent: dict[str, float], *, n: int = 40, profile: str = "synthetic",
+                extended: dict[str, float] | None = None) -> dict:
+    """``make_record`` with every field ``advlib.records`` requires (ready for ``records.write_record``) and, if
+    ``extended`` (row → percent) is given, a hand-made extended block of nested masks ("accuracy", "masks")."""
+    rec = make_record(cell, percent, n=n, profile=profile)
+    rec.update({"config": {"hash": "synthetic"}, "seed": 0, "advlib_version": "0", "git_revision": "synthetic",
+                "torch_version": torch.__version__, "device": "cpu (synthetic)", "data": {}, "traces": {},
+                "wall_time": {"static_models": 0.0, "train": 0.0, "evaluate": {}}, "created": "synthetic"})
+    if extended is not None:
+        correct = {k: torch.arange(n) < round(n * v / 100) for k, v in extended.items()}
+        rec["extended"] = {"accuracy": {k: v.float().mean().item() for k, v in correct.items()},
+                           "masks": {k: pack_mask(v) for k, v in correct.items()}}
+    return rec

@@ -463,3 +463,63 @@ def test_a_cell_retrains_when_its_data_change_and_its_record_says_which_data(tin
         f"{rep.training_hash(TINY)}-{old_fp}", f"{rep.training_hash(TINY)}-{new_fp}"}
     assert [folder.name for folder in trained] == [f"{rep.training_hash(TINY)}-{new_fp}"]  # trained afresh
     assert second["training"] != first["training"]
+
+
+# ---------------------------------------------------------------------------------------------- extended evaluation
+
+
+def test_reproduce_extended_adds_the_block_once(tiny, madry_record, tensors, tmp_path, monkeypatch, capsys):
+    """``reproduce(extend=True)`` on a fresh folder: trains and evaluates the cell, then adds the extended block
+    (a cheap spec here: one AutoAttack row) with the same model; the paper's rows and the configuration hash are
+    those of a plain run; a second call does nothing."""
+    from advlib import extended
+    from advlib.extended import ExtendedSpec
+    from advlib.strong import AutoAttackSpec
+    cheap = ExtendedSpec(rows={"AA-linf": AutoAttackSpec("linf", 0.3, attacks=("apgd-ce",)),
+                               "PGD-l2@2": AttackSpec.pgd("l2", steps=2, eps=2.0)},
+                         pgd_steps=2, so_steps=2, so_samples=2, radii={"l2": (4.0,), "linf": (0.3,)}, so_every=1)
+    monkeypatch.setattr(extended, "extended_spec", lambda profile: cheap)
+    monkeypatch.setattr(rep, "load_data", lambda profile, device, sources=None: tensors)
+    _, plain = madry_record
+    rec = rep.reproduce("tiny", "madry-linf", out=tmp_path, device="cpu", quiet=True, extend=True)["madry-linf"]
+    path = tmp_path / "madry-linf.json"
+    assert records.read_record(path) == rec and extended.current(rec, TINY)
+    assert rec["config"]["hash"] == plain["config"]["hash"] == rep.config_hash(TINY)
+    for key in ("accuracy", "masks", "norm_agnostic", "traces"):
+        assert rec[key] == json.loads(json.dumps(plain[key])), key
+    block = rec["extended"]
+    assert block["config"]["hash"] == cheap.hash() and set(block["accuracy"]) == {"AA-linf", "PGD-l2@2"}
+    assert block["accuracy"]["AA-linf"] <= rec["accuracy"]["Natural"]
+    assert block["curves"]["PGD-linf"]["accuracy"] == [rec["accuracy"]["PGD-linf"]]  # reused, same model
+    assert "madry-linf extended: AA-linf" in capsys.readouterr().out
+    # a second call: nothing to do, nothing loaded, the file untouched
+    before = path.read_bytes()
+
+    def forbidden(*a, **k):
+        raise AssertionError("an extended cell was recomputed")
+
+    for name in ("load_data", "run_cell", "extend_cell", "train_cell"):
+        monkeypatch.setattr(rep, name, forbidden)
+    monkeypatch.setattr(extended, "extend", forbidden)
+    start = time.perf_counter()
+    again = rep.reproduce("tiny", "madry-linf", out=tmp_path, device="cpu", quiet=True, extend=True)
+    assert time.perf_counter() - start < 10.0
+    assert again == {"madry-linf": rec} and path.read_bytes() == before
+    # a record that lacks the current block but whose model is gone: said so, nothing recomputed or lost
+    (rep.checkpoint_dir(tmp_path, TINY, tensors["sources"]) / "madry-linf.pt").unlink()
+    monkeypatch.setattr(extended, "extended_spec", lambda profile: replace(cheap, so_every=2))
+    capsys.readouterr()
+    again = rep.reproduce("tiny", "madry-linf", out=tmp_path, device="cpu", quiet=True, extend=True)
+    assert again == {"madry-linf": rec}
+    assert "madry-linf: the record has no extended evaluation and the model" in capsys.readouterr().out
+    assert path.read_bytes() == before
+    # the CLI flag reaches reproduce(extend=True)
+    from advlib.__main__ import main
+    import inspect
+    signature, seen = inspect.signature(rep.reproduce), []
+    monkeypatch.setattr(rep, "reproduce", lambda *a, **k: seen.append(signature.bind(*a, **k).arguments) or {})
+    assert main(["reproduce", "--profile", "tiny", "--cells", "madry-linf", "--out", str(tmp_path), "--quiet",
+                 "--extended"]) == 0
+    assert main(["reproduce", "--profile", "tiny", "--cells", "madry-linf", "--out", str(tmp_path), "--quiet"]) == 0
+    assert [(a["profile"], a["cells"], a["extend"]) for a in seen] == [("tiny", "madry-linf", True),
+                                                                       ("tiny", "madry-linf", False)]

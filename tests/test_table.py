@@ -127,3 +127,118 @@ def test_table_labels_come_from_protocols_norm_labels(monkeypatch):
     assert list(table.compact(SYNTH).index) == ["madry Linf", "trades ℓ2"]
     columns = set(table.side_by_side(SYNTH).columns)
     assert ("madry", "Linf") in columns and ("atda", "both") in columns and ("madry", "ℓ∞") not in columns
+
+
+# ---------------------------------------------------------------------------------------------- beyond Table 1
+
+
+from advlib import extended, records  # noqa: E402
+from advlib.__main__ import main  # noqa: E402
+from conftest import acc, full_record, make_record  # noqa: E402
+
+#: The extended rows at nested masks: every derived row is the minimum of its parts.
+EXT = {"AA-l2": 40.0, "AA-linf": 50.0, "PGD-l2@2": 70.0, "SO-l2@2": 65.0, "AA-l2@2": 60.0}
+
+
+def test_table1_keeps_table_1_cells_only():
+    recs = {"madry-linf": SYNTH["madry-linf"], "max-union": make_record("max-union", acc(40, 60, 40, 55)),
+            "msd-union": make_record("msd-union", acc(30, 50, 30, 45)), "trades-l2": SYNTH["trades-l2"]}
+    assert table.table1(recs) == {"madry-linf": SYNTH["madry-linf"], "trades-l2": SYNTH["trades-l2"]}
+    assert table.table1({"max-union": recs["max-union"]}) == {}
+
+
+def test_table_1_frames_ignore_multi_norm_records():
+    recs = {**SYNTH, "max-union": make_record("max-union", acc(40, 60, 40, 55)),
+            "avg-union": make_record("avg-union", acc(45, 55, 42, 50))}
+    assert table.compact(recs).equals(table.compact(SYNTH))
+    assert table.ours_table(recs).equals(table.ours_table(SYNTH))
+    assert table.side_by_side(recs).equals(table.side_by_side(SYNTH))
+    assert table.comparison(recs).equals(table.comparison(SYNTH))
+    assert table.norm_agnostic(recs).equals(table.norm_agnostic(SYNTH))
+    assert len(table.ours_long(recs)) == 7
+
+
+def test_union_summary_without_and_with_the_extended_block():
+    plain = make_record("max-union", acc(40, 60, 35, 55, natural=98), n=200)
+    with_block = full_record("msd-union", acc(40, 60, 35, 55, natural=98), extended=EXT)
+    frame = table.union_summary({"max-union": plain, "msd-union": with_block})
+    assert list(frame.index) == ["max-union", "msd-union"]
+    assert list(frame.columns) == ["profile", "n_test", "natural", "PGD ∪ S-O", "all attacks",
+                                   "all attacks, ℓ2 ε=2"]
+    row = frame.loc["max-union"]
+    assert row["natural"] == pytest.approx(98.0) and row["PGD ∪ S-O"] == pytest.approx(35.0)
+    assert math.isnan(row["all attacks"]) and math.isnan(row["all attacks, ℓ2 ε=2"])
+    assert row["n_test"] == 200 and row["profile"] == "synthetic"
+    row = frame.loc["msd-union"]
+    assert row["all attacks"] == pytest.approx(35.0)  # nested masks: min(PGD/S-O both norms, AA both norms)
+    assert row["all attacks, ℓ2 ε=2"] == pytest.approx(50.0)  # min(70, 65, 60, and ℓ∞: 60, 55, 50)
+
+
+def test_extended_rows_of_a_multi_norm_record():
+    rec = full_record("max-union", acc(40, 60, 35, 55), extended={**EXT, "AA-l2": 20.0})
+    frame = table.extended_rows({"max-union": rec, "madry-l2": make_record("madry-l2", acc(1, 2, 3, 4))})
+    assert list(frame.columns) == ["max-union", "madry-l2"] and frame["madry-l2"].isna().all()
+    column = frame["max-union"]
+    assert column["AutoAttack (ℓ2)"] == pytest.approx(20.0) and column["AutoAttack (ℓ∞)"] == pytest.approx(50.0)
+    assert column["worst case (ℓ2)"] == pytest.approx(20.0) and column["worst case (ℓ∞)"] == pytest.approx(50.0)
+    assert column["norm-agnostic, all attacks"] == pytest.approx(20.0)
+    assert column["worst case (ℓ2, ε=2)"] == pytest.approx(60.0)
+    assert column["norm-agnostic (ℓ2 ε=2, ℓ∞)"] == pytest.approx(50.0)
+    assert set(extended.derived_rows(rec)) == {"Worst-l2", "Worst-linf", "Worst-l2@2", "Union", "Union@2"}
+
+
+def _write(folder: Path, *recs: dict) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for rec in recs:
+        records.write_record(folder / f"{rec['cell']}.json", rec)
+    return folder
+
+
+def test_table_cli_prints_the_multi_norm_and_extended_sections(tmp_path, capsys):
+    folder = _write(tmp_path / "res", full_record("madry-linf", acc(7, 80, 1, 77)),
+                    full_record("max-union", acc(40, 60, 35, 55), extended=EXT),
+                    full_record("avg-union", acc(45, 55, 42, 50)))
+    assert main(["table", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert "1 of 12 cells" in out and "madry ℓ∞" in out
+    assert "Beyond Table 1 (multi-norm training), accuracy in %:" in out
+    section = out.split("Beyond Table 1")[1].split("Extended rows")[0]
+    lines = {line.split()[0]: line for line in section.splitlines() if line.strip()}
+    assert lines["max-union"].split()[-2:] == ["35.0", "50.0"]  # all attacks: min of the parts (nested masks)
+    assert lines["avg-union"].split()[-2:] == ["NaN", "NaN"]  # no extended block
+    assert "madry-linf" not in section
+    extended_section = out.split("Extended rows")[1]
+    assert "max-union" in extended_section and "avg-union" not in extended_section
+    assert "norm-agnostic, all attacks" in extended_section and "AutoAttack (ℓ2, ε=2)" in extended_section
+
+
+def test_table_cli_without_multi_norm_records_prints_no_extra_section(tmp_path, capsys):
+    folder = _write(tmp_path / "res", full_record("madry-linf", acc(7, 80, 1, 77)))
+    assert main(["table", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert "1 of 12 cells" in out and "Beyond Table 1" not in out and "Extended rows" not in out
+
+
+def test_table_cli_on_an_empty_folder_is_an_error(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["table", str(tmp_path / "empty")]) == 2
+    assert "no valid records" in capsys.readouterr().err
+
+
+def test_table_cli_with_multi_norm_records_only(tmp_path, capsys):
+    folder = _write(tmp_path / "res", full_record("max-union", acc(40, 60, 35, 55), extended=EXT))
+    assert main(["table", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert "ours/paper" not in out and "Beyond Table 1" in out and "max-union" in out
+
+
+def test_diagnostics_frame_flags_and_leaves_out_cells_without_a_block():
+    rec = full_record("max-union", acc(40, 60, 35, 55), extended=EXT)
+    rec["extended"]["diagnostics"] = {
+        "monotone in ε": {"value": 0.15, "threshold": 0.01, "flag": True, "n": 40, "what": "rise"},
+        "zero gradient": {"value": 0.0, "threshold": 0.05, "flag": False, "n": 40, "what": "share"}}
+    frame = table.diagnostics({"max-union": rec, "madry-l2": make_record("madry-l2", acc(1, 2, 3, 4))})
+    assert list(frame.columns) == ["max-union"]
+    assert frame.loc["monotone in ε", "max-union"] == "FLAG (0.15)"
+    assert frame.loc["zero gradient", "max-union"] == "pass (0)"
+    assert table.diagnostics({"madry-l2": make_record("madry-l2", acc(1, 2, 3, 4))}).empty

@@ -1,0 +1,193 @@
+"""``advlib.strong``: AutoAttack's spec, its cascade per example, and the in-ball check of what it returns.
+
+The oracle is pyautoattack itself: ``AutoAttack(version="custom")`` run over the whole cascade in one call, with
+the same seed, restarts and target classes, must flag exactly the points ``advlib.strong.autoattack`` keeps.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from advlib import lp, strong
+from advlib.evaluation import predict
+from advlib.strong import ATTACKS, AutoAttackSpec, autoattack
+from conftest import linear_model
+
+# A cheap but complete cascade: every attack of the standard suite, fewer target classes and Square queries.
+CHEAP = {"attacks": ATTACKS, "target_classes": 2, "square_queries": 50}
+
+
+@pytest.fixture(scope="module")
+def points(load_quiet):
+    x, y = load_quiet("test", 48)
+    return x.clone(), y.clone()
+
+
+# ---------------------------------------------------------------------------------------------- the spec
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"norm": "l1", "eps": 0.3}, "'l1'"),
+    ({"norm": "linf", "eps": -0.1}, "-0.1"),
+    ({"norm": "linf", "eps": float("nan")}, "nan"),
+    ({"norm": "l2", "eps": 1.0, "attacks": ("apgd-ce", "apgd-dlr")}, "'apgd-dlr'"),
+    ({"norm": "l2", "eps": 1.0, "attacks": ()}, "at least one attack"),
+    ({"norm": "l2", "eps": 1.0, "target_classes": 0}, "target_classes"),
+    ({"norm": "l2", "eps": 1.0, "square_queries": 0}, "square_queries"),
+])
+def test_spec_validation_names_the_bad_value(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        AutoAttackSpec(**kwargs)
+
+
+def test_spec_defaults_config_and_with_eps():
+    spec = AutoAttackSpec("linf", 0.3)
+    assert spec.attacks == ("apgd-ce", "apgd-t") and spec.kind == "autoattack"
+    assert (spec.target_classes, spec.square_queries) == (9, 5_000)  # AutoAttack's standard version
+    assert AutoAttackSpec("l2", 4, attacks=["apgd-ce"]).attacks == ("apgd-ce",)  # lists become tuples
+    assert isinstance(AutoAttackSpec("l2", 4).eps, float)
+    config = spec.config()
+    assert config["kind"] == "autoattack" and config["attacks"] == ["apgd-ce", "apgd-t"]
+    assert config["package"] == strong.package_version() == "0.2.0"
+    moved = spec.with_eps(0.1)
+    assert moved.eps == 0.1 and moved.attacks == spec.attacks and spec.eps == 0.3
+
+
+# ---------------------------------------------------------------------------------------------- the cascade
+
+
+def _oracle(model, x, y, spec: AutoAttackSpec, seed: int, batch_size: int = 500) -> torch.Tensor:
+    """Robust flags from pyautoattack's own cascade, configured here independently of ``strong._configured``."""
+    from pyautoattack import AutoAttack
+    attack = AutoAttack(model, norm={"l2": "L2", "linf": "Linf"}[spec.norm], eps=spec.eps, version="custom",
+                        attacks=list(spec.attacks), seed=seed, device=x.device)
+    attack.verbose = False
+    attack.apgd.n_restarts = 1
+    attack.apgd_targeted.n_restarts = 1
+    attack.fab.n_restarts = 1
+    attack.apgd_targeted.n_target_classes = spec.target_classes
+    attack.fab.n_target_classes = spec.target_classes
+    attack.square.n_queries = spec.square_queries
+    with torch.no_grad():
+        _, y_adv = attack.run_standard_evaluation(x, y, batch_size=batch_size)
+    return y_adv == y
+
+
+@pytest.mark.parametrize("norm, eps", [("linf", 0.05), ("l2", 1.0)])
+def test_cascade_is_nested_and_ends_at_autoattacks_own_robust_flags(natural_linear, points, norm, eps):
+    x, y = points
+    spec = AutoAttackSpec(norm, eps, **CHEAP)
+    out = autoattack(natural_linear, x, y, spec, seed=3)
+    assert list(out) == list(ATTACKS)
+    clean = predict(natural_linear, x) == y
+    previous = clean
+    for name, mask in out.items():
+        assert mask.dtype == torch.bool and mask.shape == y.shape
+        assert not (mask & ~previous).any(), f"{name} keeps a point that an earlier attack broke"
+        previous = mask
+    final = out[ATTACKS[-1]]
+    assert 0 < final.sum() < out["apgd-ce"].sum() <= clean.sum() < len(y)  # a non-trivial cascade
+    assert torch.equal(final, _oracle(natural_linear, x, y, spec, seed=3))
+    for k in (1, 2):  # each entry is AutoAttack's result after the attacks up to it
+        prefix = AutoAttackSpec(norm, eps, attacks=ATTACKS[:k], target_classes=2, square_queries=50)
+        assert torch.equal(out[ATTACKS[k - 1]], _oracle(natural_linear, x, y, prefix, seed=3)), ATTACKS[k - 1]
+    # deterministic for a seed
+    again = autoattack(natural_linear, x, y, spec, seed=3)
+    assert all(torch.equal(out[k], again[k]) for k in out)
+
+
+def test_a_single_attack_spec_returns_one_mask(natural_linear, points):
+    x, y = points
+    spec = AutoAttackSpec("linf", 0.05, attacks=("apgd-ce",))
+    out = autoattack(natural_linear, x, y, spec, seed=0, batch_size=7)
+    assert list(out) == ["apgd-ce"]
+    assert torch.equal(out["apgd-ce"], _oracle(natural_linear, x, y, spec, seed=0, batch_size=7))
+
+
+@pytest.mark.parametrize("norm", ["l2", "linf"])
+def test_eps_zero_keeps_the_clean_mask(natural_linear, points, norm):
+    x, y = points
+    out = autoattack(natural_linear, x[:16], y[:16], AutoAttackSpec(norm, 0.0, attacks=("apgd-ce",)))
+    assert torch.equal(out["apgd-ce"], predict(natural_linear, x[:16]) == y[:16])
+
+
+def test_nothing_left_to_attack_skips_the_attack(points, monkeypatch):
+    """A model that is wrong everywhere: every mask is all False and AutoAttack is never built."""
+    x, y = points
+    model = linear_model(0)
+    with torch.no_grad():
+        model[1].weight.zero_()
+        model[1].bias.zero_()
+        model[1].bias[0] = 1.0  # always predicts class 0
+    keep = y != 0
+    monkeypatch.setattr(strong, "_configured", lambda *a: pytest.fail("AutoAttack built with no point left"))
+    out = autoattack(model, x[keep], y[keep], AutoAttackSpec("linf", 0.3, attacks=("apgd-ce", "apgd-t")))
+    assert list(out) == ["apgd-ce", "apgd-t"] and not any(m.any() for m in out.values())
+
+
+def test_bad_inputs_raise(natural_linear, points):
+    x, y = points
+    with pytest.raises(ValueError, match="int64"):
+        autoattack(natural_linear, x, y.float(), AutoAttackSpec("linf", 0.1))
+    with pytest.raises(ValueError, match=r"\[0,1\]"):
+        autoattack(natural_linear, x * 2, y, AutoAttackSpec("linf", 0.1))
+
+
+# ---------------------------------------------------------------------------------------------- the in-ball check
+
+
+class FakeAttack:
+    """Stands in for pyautoattack: returns ``move(x)`` as the adversarial points, the true labels as predictions."""
+
+    def __init__(self, move):
+        self.move, self.calls = move, 0
+
+    def run_standard_evaluation(self, x, y, batch_size=250):
+        self.calls += 1
+        return self.move(x), y.clone()
+
+
+def _patch(monkeypatch, move) -> FakeAttack:
+    fake = FakeAttack(move)
+    monkeypatch.setattr(strong, "_configured", lambda model, spec, device, seed: fake)
+    return fake
+
+
+def _interior(n: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    x = torch.full((n, 1, 28, 28), 0.5)
+    return x, predict(linear_model(0), x)  # the labels the model gives: every point is clean-correct
+
+
+@pytest.mark.parametrize("norm, eps, move", [
+    ("linf", 0.1, lambda x: x + 0.2),                                        # ℓ∞ distance 0.2 > 0.1
+    ("l2", 1.0, lambda x: x + 2.0 / 28),                                     # ℓ2 distance 2.0 > 1.0
+    ("linf", 0.1, lambda x: torch.where(torch.arange(784).view(1, 28, 28) == 0, x - 0.6, x)),  # pixel < 0
+    ("linf", 0.1, lambda x: x + torch.nan),                                   # NaN is not in any ball
+])
+def test_points_outside_the_ball_or_the_box_raise(monkeypatch, norm, eps, move):
+    x, y = _interior()
+    fake = _patch(monkeypatch, move)
+    with pytest.raises(RuntimeError, match=f"outside the {norm} ball of radius {eps:g}"):
+        autoattack(linear_model(0), x, y, AutoAttackSpec(norm, eps, attacks=("apgd-ce",)))
+    assert fake.calls == 1
+
+
+def test_a_point_below_zero_within_the_ball_raises(monkeypatch):
+    x, y = _interior()
+    x = x.clone()
+    x[:, :, 0, 0] = 0.0
+    y = predict(linear_model(0), x)
+    _patch(monkeypatch, lambda z: z - 0.01)  # within ε = 0.1, but pixel (0, 0) goes to -0.01
+    with pytest.raises(RuntimeError, match=r"\[0,1\]"):
+        autoattack(linear_model(0), x, y, AutoAttackSpec("linf", 0.1, attacks=("apgd-ce",)))
+
+
+@pytest.mark.parametrize("norm", ["l2", "linf"])
+def test_points_on_the_sphere_pass(monkeypatch, norm):
+    x, y = _interior()
+    eps = {"l2": 1.0, "linf": 0.1}[norm]
+    direction = torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
+    delta = eps * direction / lp.norm_of(direction, norm).view(-1, 1, 1, 1)
+    _patch(monkeypatch, lambda z: z + delta[: z.shape[0]])
+    out = autoattack(linear_model(0), x, y, AutoAttackSpec(norm, eps, attacks=("apgd-ce",)))
+    assert out["apgd-ce"].all()  # the fake returns the true labels: nothing broken
