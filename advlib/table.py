@@ -137,3 +137,11 @@ def diagnostics(records: dict[str, dict]) -> pd.DataFrame:
         if found:
             columns[cell] = {name: f"{'FLAG' if d['flag'] else 'pass'} ({d['value']:.3g})" for name, d in found.items()}
     return pd.DataFrame(columns)
+
+
+def multinorm_literature() -> pd.DataFrame:
+    """Published MNIST accuracies (%) of single- and multi-norm training (``resources/multinorm_literature.csv``):
+    Maini, Wong & Kolter 2020 (MAX = "Worst-PGD", AVG = "PGD Aug", MSD), first 1,000 test images, 10 restarts per
+    attack, ℓ∞ ε = 0.3, ℓ2 ε = 1.5, ℓ1 ε = 12; "all attacks" is the per-example worst case over all three norms."""
+    with resources.files("advlib").joinpath("resources/multinorm_literature.csv").open() as f:
+        return pd.read_csv(f).set_index("method")
