@@ -111,3 +111,11 @@ def test_profiles_used_percent_and_significant():
     assert notebook.significant(frame, digits=1)["b"].tolist() == [1.0, 2.0]
     with pytest.raises(ValueError, match="digits must be at least 1, got 0"):
         notebook.significant(frame, digits=0)
+
+
+def test_multinorm_records_reads_the_multi_norm_cells_of_one_profile(tmp_path):
+    from conftest import full_record
+    for cell in ("msd-union", "madry-linf"):
+        write_record(tmp_path / "medium" / f"{cell}.json", full_record(cell, acc(40, 60, 40, 55), profile="medium"))
+    assert list(notebook.multinorm_records("medium", root=tmp_path)) == ["msd-union"]
+    assert notebook.multinorm_records("quick", root=tmp_path) == {}

@@ -85,3 +85,20 @@ def test_norm_agnostic_bars_draw_any_subset_without_warnings(rows, recwarn):
     frame = pd.DataFrame({"cell": ["madry-l2", "madry-l2"], "source": ["ours", "paper"], "accuracy": [10.0, 0.0]})
     fig = plots.norm_agnostic_bars(frame.iloc[:rows])
     assert isinstance(fig, plt.Figure) and not [w for w in recwarn if "legend" in str(w.message)]
+
+
+def test_robustness_curves_one_panel_per_norm_and_records_without_a_block_left_out():
+    rec = make_record("msd-union", acc(40, 60, 40, 55))
+    rec["extended"] = {"curves": {"PGD-l2": {"eps": [1.0, 2.0], "accuracy": [0.6, 0.3]},
+                                  "SO-linf": {"eps": [0.1, 0.3], "accuracy": [0.8, 0.5]}}}
+    fig = plots.robustness_curves({"msd-union": rec, "madry-l2": make_record("madry-l2", acc(1, 2, 3, 4))})
+    assert len(fig.axes) == 2
+    assert [len(ax.lines) > 0 for ax in fig.axes] == [True, True]
+    assert fig.axes[0].get_xlabel() == "ε (ℓ2)"
+
+
+def test_tradeoff_labels_every_point():
+    frame = pd.DataFrame({"natural": [90.0, 80.0], "PGD ∪ S-O": [10.0, 20.0], "group": ["a", "b"]},
+                         index=["madry-linf", "msd-union"])
+    fig = plots.tradeoff(frame)
+    assert sorted(t.get_text() for t in fig.axes[0].texts) == ["madry-linf", "msd-union"]

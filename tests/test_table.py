@@ -242,3 +242,11 @@ def test_diagnostics_frame_flags_and_leaves_out_cells_without_a_block():
     assert frame.loc["monotone in ε", "max-union"] == "FLAG (0.15)"
     assert frame.loc["zero gradient", "max-union"] == "pass (0)"
     assert table.diagnostics({"madry-l2": make_record("madry-l2", acc(1, 2, 3, 4))}).empty
+
+
+def test_multinorm_literature_is_cited_data_with_worst_case_below_each_norm():
+    lit = table.multinorm_literature()
+    assert {"MSD", "Worst-PGD (MAX)", "PGD Aug (AVG)"} <= set(lit.index)
+    assert lit["source"].str.contains("robust_union").all()
+    norms = lit[["linf_0.3", "l2_1.5", "l1_12"]]
+    assert (lit["all_attacks"] <= norms.min(axis=1) + 1e-9).all(), "a union cannot beat its weakest norm"
