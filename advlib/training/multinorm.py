@@ -140,44 +140,47 @@ def msd_attack(model: nn.Module, x: Tensor, y: Tensor, specs: Sequence[AttackSpe
     return x_adv.detach(), counts / (steps * x.shape[0])
 
 
-class MaxAT:
-    """MAX (Tramèr & Boneh 2019): per example, train on the higher-loss of the ℓ2 and ℓ∞ training PGD examples."""
+class _UnionAT:
+    """Shared by MAX and AVG: the profile's ℓ2 and ℓ∞ training attacks, and one training PGD example per norm."""
 
     def __init__(self, attacks: dict[str, AttackSpec]) -> None:
         self.attacks = attacks
         self.specs = union_specs(attacks)
 
+    def candidates(self, model: nn.Module, x: Tensor, y: Tensor, eps_scale: float, generator: torch.Generator
+                   ) -> list[Tensor]:
+        return [training_attack(model, x, y, spec, eps_scale, generator) for spec in self.specs]
+
+
+class MaxAT(_UnionAT):
+    """MAX (Tramèr & Boneh 2019): per example, train on the higher-loss of the ℓ2 and ℓ∞ training PGD examples."""
+
     def loss(self, model: nn.Module, x: Tensor, y: Tensor, step: int, generator: torch.Generator,
              eps_scale: float = 1.0) -> tuple[Tensor, dict[str, Tensor]]:
-        candidates = [training_attack(model, x, y, spec, eps_scale, generator) for spec in self.specs]
+        candidates = self.candidates(model, x, y, eps_scale, generator)
         x_adv, choice = worst_per_example(candidates, candidate_losses(model, candidates, y))
         logits = model(x_adv)
         linf_chosen = (choice == _LINF).float().mean()
         return F.cross_entropy(logits, y), {"adv_acc": accuracy(logits, y), "linf_chosen": linf_chosen}
 
 
-class AvgAT:
+class AvgAT(_UnionAT):
     """AVG (Tramèr & Boneh 2019): train on both the ℓ2 and the ℓ∞ training PGD examples, one concatenated batch,
     i.e. the mean of the two per-norm mean cross-entropies."""
 
-    def __init__(self, attacks: dict[str, AttackSpec]) -> None:
-        self.attacks = attacks
-        self.specs = union_specs(attacks)
-
     def loss(self, model: nn.Module, x: Tensor, y: Tensor, step: int, generator: torch.Generator,
              eps_scale: float = 1.0) -> tuple[Tensor, dict[str, Tensor]]:
-        candidates = [training_attack(model, x, y, spec, eps_scale, generator) for spec in self.specs]
+        candidates = self.candidates(model, x, y, eps_scale, generator)
         logits, labels = model(torch.cat(candidates)), y.repeat(len(candidates))
         stats = {f"adv_acc_{s.norm}": accuracy(part, y) for s, part in zip(self.specs, logits.chunk(len(candidates)))}
         return F.cross_entropy(logits, labels), {"adv_acc": accuracy(logits, labels), **stats}
 
 
-class MSD:
+class MSD(_UnionAT):
     """MSD (Maini, Wong & Kolter 2020): train on the output of one multi-norm steepest ascent (``msd_attack``)."""
 
     def __init__(self, attacks: dict[str, AttackSpec]) -> None:
-        self.attacks = attacks
-        self.specs = union_specs(attacks)
+        super().__init__(attacks)
         _msd_specs(self.specs)
 
     def loss(self, model: nn.Module, x: Tensor, y: Tensor, step: int, generator: torch.Generator,
