@@ -251,3 +251,54 @@ def tradeoff(frame: pd.DataFrame, x: str = "natural", y: str = "PGD ∪ S-O") ->
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def figure1(traces: Mapping[str, Mapping[str, Sequence[float]]], paper: Sequence[str] = ()) -> plt.Figure:
+    """The paper's Figure 1, redrawn with the loss beside it: per attack iteration, the batch-mean ‖∇ₓL‖₂ (left,
+    log scale) and the mean loss (right) along each named attack (``traces[name]`` has "grad_norm" and "loss" lists,
+    as ``advlib.attacks.Trace``). The curves named in ``paper`` are the paper's, drawn solid in its colours
+    (blue, orange, green, in that order); the others are drawn dashed."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
+    extra = 0
+    for name, trace in traces.items():
+        if name in paper:
+            style = {"color": f"C{list(paper).index(name)}", "lw": 2.2}
+        else:
+            style = {"color": f"C{len(paper) + extra}", "lw": 1.3, "ls": "--"}
+            extra += 1
+        for ax, key in ((left, "grad_norm"), (right, "loss")):
+            ax.plot(np.arange(len(trace[key])), trace[key], label=name, **style)
+    left.set_yscale("log")
+    left.set_ylabel("batch-mean ‖∇ₓL‖₂")
+    right.set_ylabel("mean cross-entropy loss")
+    for ax in (left, right):
+        ax.set_xlabel("attack iteration t")
+    left.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def accuracy_grid(grid: pd.DataFrame, title: str = "") -> plt.Figure:
+    """An annotated heatmap of accuracies (%) on a two-way grid (e.g. rows σ, columns draws of S-O); missing
+    cells stay blank."""
+    fig, ax = plt.subplots(figsize=(1.4 * grid.shape[1] + 2.2, 0.6 * grid.shape[0] + 1.4))
+    sns.heatmap(grid.astype(float), annot=True, fmt=".1f", cmap="viridis", vmin=0, vmax=100, cbar=False, ax=ax,
+                annot_kws={"fontsize": 10})
+    ax.tick_params(axis="y", rotation=0)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def curvature_scatter(frame: pd.DataFrame) -> plt.Figure:
+    """Per clean point, the dominant eigenvalue of ∇²ₓL against ‖∇ₓL‖₂ (log-log), coloured by ``frame["model"]``
+    (columns model, grad_norm, eigenvalue): the flatness of the loss around natural images, model by model."""
+    fig, ax = plt.subplots(figsize=(5.6, 4))
+    sns.scatterplot(frame, x="grad_norm", y="eigenvalue", hue="model", s=40, ax=ax)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("‖∇ₓL‖₂ at the clean image")
+    ax.set_ylabel("dominant eigenvalue of ∇²ₓL")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
