@@ -51,8 +51,7 @@ def _released(args: argparse.Namespace) -> None:
     from advlib import extended, released, table
     rec = released.evaluate_released(args.profile, args.out, args.device, extend=args.extended, quiet=args.quiet)
     rows = {**{table.LABELS.get(k, k): v for k, v in rec["accuracy"].items()},
-            **rec.get("extended", {}).get("accuracy", {}),
-            **{k: v.float().mean().item() for k, v in extended.derived_rows(rec).items()}}
+            **extended.row_accuracies(rec)}
     print(f"TRADES' released SmallCNN, {rec['profile']} profile's attacks, n = {rec['n_test']}, {rec['device']}:")
     print(textwrap.fill(", ".join(f"{k} {100 * v:.1f}%" for k, v in rows.items()), width=110))
 

@@ -184,6 +184,13 @@ def derived_rows(record: dict) -> dict[str, Tensor]:
             if all(m in masks for m in parts)}
 
 
+def row_accuracies(record: dict) -> dict[str, float]:
+    """Every extended row of ``record`` as a fraction: the block's own rows, then ``derived_rows``' worst cases
+    (empty for a record without the block)."""
+    return {**record.get("extended", {}).get("accuracy", {}),
+            **{k: v.float().mean().item() for k, v in derived_rows(record).items()}}
+
+
 def extend(model: nn.Module, x: Tensor, y: Tensor, profile: Profile, record: dict, revision: str) -> dict:
     """``record`` with its extended block computed on ``model`` (the model that made it: its clean predictions must
     reproduce the record's "Natural" mask, else ``ValueError``)."""

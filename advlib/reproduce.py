@@ -271,8 +271,7 @@ def estimated_seconds(cell: str, out: Path, device: str, extend: bool = False) -
 
 def _print_extended(profile: str, cell: str, rec: dict) -> None:
     block = rec["extended"]
-    rows = {**{k: 100 * v for k, v in block["accuracy"].items()},
-            **{k: 100 * v.float().mean().item() for k, v in extended.derived_rows(rec).items()}}
+    rows = {k: 100 * v for k, v in extended.row_accuracies(rec).items()}
     flags = [k for k, d in block["diagnostics"].items() if d["flag"]]
     print(textwrap.fill(f"[{profile}] {cell} extended: " + ", ".join(f"{k} {v:.1f}%" for k, v in rows.items())
                         + f"; flags: {', '.join(flags) or 'none'} ({block['wall_time']['total']:.0f} s)",

@@ -108,9 +108,7 @@ def extended_rows(records: dict[str, dict]) -> pd.DataFrame:
     no extended block (made before it existed, or not yet extended)."""
     columns = {}
     for cell, rec in records.items():
-        values = {k: 100 * v for k, v in rec.get("extended", {}).get("accuracy", {}).items()}
-        values.update({k: 100 * v.float().mean().item() for k, v in extended.derived_rows(rec).items()})
-        columns[cell] = pd.Series(values, dtype=float)
+        columns[cell] = pd.Series({k: 100 * v for k, v in extended.row_accuracies(rec).items()}, dtype=float)
     return pd.DataFrame(columns, index=list(EXTENDED_LABELS), dtype=float).rename(index=EXTENDED_LABELS)
 
 
@@ -120,8 +118,8 @@ def union_summary(records: dict[str, dict]) -> pd.DataFrame:
     and at ℓ2 ε = 2 (percent; NaN where missing)."""
     rows = []
     for cell, rec in records.items():
-        derived = extended.derived_rows(rec)
-        share = lambda name: 100 * derived[name].float().mean().item() if name in derived else float("nan")
+        rows_of = extended.row_accuracies(rec)
+        share = lambda name: 100 * rows_of.get(name, float("nan"))
         rows.append({"cell": cell, "profile": rec["profile"], "n_test": rec["n_test"],
                      "natural": 100 * rec["accuracy"]["Natural"], "PGD ∪ S-O": 100 * rec["norm_agnostic"],
                      "all attacks": share("Union"), "all attacks, ℓ2 ε=2": share("Union@2")})
