@@ -98,6 +98,18 @@ def finished_training(history: list[dict[str, float]], spec: TrainSpec) -> bool:
     return len(history) >= spec.epochs
 
 
+def _restore_rngs(saved: dict, generator: torch.Generator, device: torch.device, path: Path) -> None:
+    """Put the data-order generator and the global RNGs back where the checkpoint left them."""
+    if saved["generator"].numel() != generator.get_state().numel():
+        raise ValueError(f"checkpoint {path} was written on another kind of device than {device.type!r}: "
+                         "an unfinished run resumes only on the kind of device it started on")
+    generator.set_state(saved["generator"].cpu())
+    if "torch_rng" in saved:  # checkpoints written before the global RNG was saved lack it
+        torch.set_rng_state(saved["torch_rng"].cpu())
+    if device.type == "cuda" and saved.get("cuda_rng") is not None:
+        torch.cuda.set_rng_state(saved["cuda_rng"].cpu(), device)
+
+
 def _fit(
     model: nn.Module, x: Tensor, y: Tensor, defense: Defense, spec: TrainSpec, *, seed: int,
     checkpoint: str | Path | None, quiet: bool, desc: str, stop_after_steps: int | None, deadline: float | None,
@@ -114,14 +126,11 @@ def _fit(
         saved = torch.load(path, map_location=x.device, weights_only=False)
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
-        generator.set_state(saved["generator"].cpu())
-        if "torch_rng" in saved:  # checkpoints written before the global RNG was saved lack it
-            torch.set_rng_state(saved["torch_rng"].cpu())
-        if x.device.type == "cuda" and saved.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state(saved["cuda_rng"].cpu(), x.device)
         if hasattr(defense, "load_state_dict"):
             defense.load_state_dict(saved["defense"])
         state = saved["loop"]
+        if state["epoch"] < spec.epochs:  # a finished run draws nothing more: its RNG states matter only to resume
+            _restore_rngs(saved, generator, x.device, path)
 
     def save() -> None:
         if path is not None:
