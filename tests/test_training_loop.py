@@ -129,6 +129,32 @@ def test_finished_checkpoint_is_loaded_without_training(data, tmp_path):
     assert not model.training
 
 
+def _with_foreign_generator(path: Path) -> None:
+    """Rewrite a checkpoint's data-order generator state as another device kind writes it (a CUDA
+    generator's state is 16 bytes, a CPU one's 5,056)."""
+    state = torch.load(path, weights_only=False)
+    state["generator"] = torch.zeros(16, dtype=torch.uint8)
+    torch.save(state, path)
+
+
+def test_finished_checkpoint_from_another_device_kind_loads(data, tmp_path):
+    """A model trained on one device kind (the large profile's, on the CPU) is evaluated on another (a GPU)."""
+    ref_model, _, ref_history = reference_run("madry-mix", data, tmp_path)
+    _with_foreign_generator(tmp_path / "ref.pt")
+    model = mlp(5)
+    history = fit(model, *data, make_defense("madry-mix"), SPEC, seed=3, checkpoint=tmp_path / "ref.pt", quiet=True)
+    assert_same_model(model, ref_model)
+    assert history == ref_history
+
+
+def test_unfinished_checkpoint_from_another_device_kind_is_a_clear_error(data, tmp_path):
+    ckpt = tmp_path / "c.pt"
+    fit(mlp(0), *data, Natural(), SPEC, seed=3, checkpoint=ckpt, quiet=True, stop_after_steps=2)
+    _with_foreign_generator(ckpt)
+    with pytest.raises(ValueError, match="another kind of device"):
+        fit(mlp(0), *data, Natural(), SPEC, seed=3, checkpoint=ckpt, quiet=True)
+
+
 def test_checkpoint_write_is_atomic(data, tmp_path, monkeypatch):
     """A crash while writing the checkpoint leaves the previous one intact and loadable."""
     ckpt = tmp_path / "c.pt"
