@@ -191,6 +191,28 @@ def row_accuracies(record: dict) -> dict[str, float]:
             **{k: v.float().mean().item() for k, v in derived_rows(record).items()}}
 
 
+#: The label ``strengthened`` adds to a record's profile, so that every verdict quoting it says what "PGD" means.
+STRONG_LABEL = "PGD = PGD ∪ AutoAttack"
+
+
+def strengthened(record: dict) -> dict:
+    """A copy of ``record`` judged by the strongest first-order attacks it holds: each "PGD-<norm>" row becomes the
+    per-example worst case of PGD and AutoAttack in that norm, ``norm_agnostic`` the "Union" row (PGD, S-O and
+    AutoAttack in both norms); S-O rows stay; the profile gains ``STRONG_LABEL``. The paper's claims can then be
+    re-checked unchanged (``advlib.claims``). ValueError for a record without the extended block."""
+    if "extended" not in record:
+        raise ValueError(f"record {record.get('cell')!r} ({record.get('profile')}) has no extended block: "
+                         "add it with `python -m advlib reproduce --extended`")
+    n = record["n_test"]
+    masks, accuracy = dict(record["masks"]), dict(record["accuracy"])
+    for norm in ("l2", "linf"):
+        both = (records.unpack_mask(record["masks"][f"PGD-{norm}"], n)
+                & records.unpack_mask(record["extended"]["masks"][f"AA-{norm}"], n))
+        masks[f"PGD-{norm}"], accuracy[f"PGD-{norm}"] = records.pack_mask(both), both.float().mean().item()
+    return {**record, "masks": masks, "accuracy": accuracy, "profile": f"{record['profile']}, {STRONG_LABEL}",
+            "norm_agnostic": derived_rows(record)["Union"].float().mean().item()}
+
+
 def extend(model: nn.Module, x: Tensor, y: Tensor, profile: Profile, record: dict, revision: str) -> dict:
     """``record`` with its extended block computed on ``model`` (the model that made it: its clean predictions must
     reproduce the record's "Natural" mask, else ``ValueError``)."""

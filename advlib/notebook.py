@@ -69,6 +69,23 @@ def best_records(root: str | Path | None = None) -> dict[str, dict]:
     return {c: best[c] for c in protocols.CELLS if c in best}
 
 
+#: Where records with the extended block live, best first: the GPU re-run of the medium profile sits beside
+#: ``results/medium/`` (whose CPU-trained models are gone) and before it.
+EXTENDED_ORDER = ("full", "large", "medium-h100", "medium", "quick")
+
+
+def best_extended_records(root: str | Path | None = None) -> dict[str, dict]:
+    """One record per Table 1 cell among those with the extended block (``EXTENDED_ORDER``); each says its profile."""
+    root = Path(root) if root is not None else results_root()
+    best: dict[str, dict] = {}
+    for name in EXTENDED_ORDER:
+        if (root / name).is_dir():
+            for cell, rec in records.load_records(root / name).items():
+                if "extended" in rec:
+                    best.setdefault(cell, rec)
+    return {c: best[c] for c in protocols.CELLS if c in best}
+
+
 def profile_records(profile: str, root: str | Path | None = None) -> dict[str, dict]:
     """The records of one profile alone (``results/<profile>/``), in the order of the paper's table; empty if none."""
     folder = (Path(root) if root is not None else results_root()) / protocols.get_profile(profile).name

@@ -84,6 +84,26 @@ def test_a_legacy_record_without_the_block_has_no_derived_rows():
     assert extended.derived_rows(make_record("madry-linf", acc(50, 90, 1, 88))) == {}
 
 
+def test_strengthened_record_takes_pgd_and_autoattack_per_example():
+    rec = {**hand_record(BASE, EXT), "cell": "madry-linf", "profile": "medium", "norm_agnostic": 0.5,
+           "accuracy": {k: bits(v).float().mean().item() for k, v in BASE.items()}}
+    strong = extended.strengthened(rec)
+    for norm in ("l2", "linf"):
+        both = _and(f"PGD-{norm}", f"AA-{norm}", masks={**BASE, **EXT})
+        assert torch.equal(unpack_mask(strong["masks"][f"PGD-{norm}"], 11), both), norm
+        assert strong["accuracy"][f"PGD-{norm}"] == pytest.approx(both.float().mean().item())
+    for row in ("Natural", "SO-l2", "SO-linf"):
+        assert strong["masks"][row] == rec["masks"][row] and strong["accuracy"][row] == rec["accuracy"][row]
+    assert strong["norm_agnostic"] == pytest.approx(4 / 11)  # the Union row: examples 3, 5, 8, 9
+    assert strong["profile"] == f"medium, {extended.STRONG_LABEL}"
+    assert rec["profile"] == "medium" and rec["masks"]["PGD-l2"] == pack_mask(bits(BASE["PGD-l2"]))  # untouched
+
+
+def test_strengthened_needs_the_block():
+    with pytest.raises(ValueError, match="no extended block"):
+        extended.strengthened({**hand_record(BASE, None), "cell": "madry-linf", "profile": "medium"})
+
+
 # ---------------------------------------------------------------------------------------------- the spec
 
 

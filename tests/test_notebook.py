@@ -22,6 +22,20 @@ def write(root: Path, profile: str, cell: str) -> None:
     write_record(root / profile / f"{cell}.json", body)
 
 
+def test_best_extended_records_skip_records_without_the_block(tmp_path):
+    assert notebook.EXTENDED_ORDER.index("medium-h100") < notebook.EXTENDED_ORDER.index("medium")
+    committed = REPO / "results" / "medium-h100" / "madry-l2.json"
+    write(tmp_path, "large", "madry-l2")  # better profile, but no extended block: skipped
+    for folder in ("medium-h100", "quick"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "madry-l2.json").write_text(committed.read_text())
+    write(tmp_path, "full", "trades-l2")  # no block anywhere: absent
+    best = notebook.best_extended_records(tmp_path)
+    assert list(best) == ["madry-l2"]
+    assert best["madry-l2"]["profile"] == "medium" and "extended" in best["madry-l2"]
+    assert notebook.best_extended_records(tmp_path / "empty") == {}
+
+
 def test_best_records_prefer_full_then_large_then_medium_then_quick(tmp_path):
     assert notebook.RECORD_ORDER == ("full", "large", "medium", "quick")
     write(tmp_path, "quick", "madry-linf")
