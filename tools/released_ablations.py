@@ -339,7 +339,7 @@ def item_d(ctx: Context) -> dict:
 
 
 def _quantiles(v: Tensor) -> dict:
-    q = torch.quantile(v.double(), torch.tensor(QUANTILES, dtype=torch.float64))
+    q = torch.quantile(v.detach().cpu().double(), torch.tensor(QUANTILES, dtype=torch.float64))
     return {f"q{int(100 * p)}": float(x) for p, x in zip(QUANTILES, q)}
 
 
