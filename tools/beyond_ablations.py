@@ -1,6 +1,6 @@
 """Chapter 7's measurements on the large profile's ℓ∞-trained models: is S-O better than more PGD?
 
-    python tools/beyond_ablations.py [--n 1000] [--out results/large/beyond.json] [--items a,b,c] [--tiny]
+    python tools/beyond_ablations.py [--n 1000] [--out results/beyond/large-linf-ablations.json] [--items a,b,c] [--tiny]
 
 Models: the large profile's madry-linf and trades-linf (their finished checkpoints in results/large/checkpoints;
 nothing is trained here: a missing checkpoint is an error). On the first N test images (default 1,000), each model:
@@ -35,7 +35,7 @@ from advlib.reproduce import checkpoint_dir, config_hash, data_identity, trained
 from advlib.specs import AttackSpec  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_OUT = REPO / "results" / "large" / "beyond.json"
+DEFAULT_OUT = REPO / "results" / "beyond" / "large-linf-ablations.json"
 PROFILE = "large"
 CELLS = ("madry-linf", "trades-linf")
 ITEMS = ("a", "b", "c")
