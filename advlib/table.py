@@ -8,6 +8,7 @@ from importlib import resources
 import pandas as pd
 
 from advlib import extended
+from advlib import records as records_io
 from advlib.protocols import CELLS, DEFENSES, NORM_LABELS, ROWS, TRAIN_NORMS, split_cell
 
 LABELS = {"Natural": "Natural", "PGD-l2": "PGD (ℓ2)", "PGD-linf": "PGD (ℓ∞)", "SO-l2": "S-O (ℓ2)",
@@ -124,6 +125,21 @@ def union_summary(records: dict[str, dict]) -> pd.DataFrame:
                      "natural": 100 * rec["accuracy"]["Natural"], "PGD ∪ S-O": 100 * rec["norm_agnostic"],
                      "all attacks": share("Union"), "all attacks, ℓ2 ε=2": share("Union@2")})
     return pd.DataFrame(rows).set_index("cell")
+
+
+def so_vs_autoattack_l2(records: dict[str, dict]) -> pd.DataFrame:
+    """Per record with the extended block and ℓ2 radius (ε 4.0 and 2.0): n, PGD, S-O and AutoAttack accuracy (%) and
+    the images each of S-O and AutoAttack breaks that the other leaves correct (per example, same images)."""
+    rows = {}
+    for name, rec in records.items():
+        masks = {**rec["masks"], **rec["extended"]["masks"]}
+        for eps, suffix in ((4.0, ""), (2.0, "@2")):
+            pgd, so, aa = (records_io.unpack_mask(masks[f"{a}-l2{suffix}"], rec["n_test"]) for a in ("PGD", "SO", "AA"))
+            rows[(name, f"ℓ2 ε = {eps}")] = {
+                "n": rec["n_test"], "PGD (%)": 100 * pgd.float().mean().item(), "S-O (%)": 100 * so.float().mean().item(),
+                "AutoAttack (%)": 100 * aa.float().mean().item(), "S-O breaks, AutoAttack not": int((~so & aa).sum()),
+                "AutoAttack breaks, S-O not": int((so & ~aa).sum())}
+    return pd.DataFrame.from_dict(rows, orient="index")
 
 
 def diagnostics(records: dict[str, dict]) -> pd.DataFrame:

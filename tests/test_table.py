@@ -250,3 +250,17 @@ def test_multinorm_literature_is_cited_data_with_worst_case_below_each_norm():
     assert lit["source"].str.contains("robust_union").all()
     norms = lit[["linf_0.3", "l2_1.5", "l1_12"]]
     assert (lit["all_attacks"] <= norms.min(axis=1) + 1e-9).all(), "a union cannot beat its weakest norm"
+
+
+def test_so_vs_autoattack_l2_counts_per_example():
+    from advlib.records import pack_mask
+    bits = lambda t: pack_mask(torch.tensor([c == "1" for c in t]))
+    rec = {"n_test": 6, "masks": {"PGD-l2": bits("111100"), "SO-l2": bits("110000")},
+           "extended": {"masks": {"AA-l2": bits("101000"), "PGD-l2@2": bits("111111"), "SO-l2@2": bits("111110"),
+                                  "AA-l2@2": bits("111111")}}}
+    frame = table.so_vs_autoattack_l2({"m": rec})
+    at4, at2 = frame.loc[("m", "ℓ2 ε = 4.0")], frame.loc[("m", "ℓ2 ε = 2.0")]
+    assert at4["S-O (%)"] == pytest.approx(100 * 2 / 6) and at4["AutoAttack (%)"] == pytest.approx(100 * 2 / 6)
+    assert (at4["S-O breaks, AutoAttack not"], at4["AutoAttack breaks, S-O not"]) == (1, 1)  # images 2 and 1
+    assert (at2["S-O breaks, AutoAttack not"], at2["AutoAttack breaks, S-O not"]) == (1, 0)
+    assert at4["n"] == 6
