@@ -32,7 +32,9 @@ from released_ablations import (Context, _quantiles, attack_run, disagreement, l
 from advlib import data, landscape, protocols, records, runtime  # noqa: E402
 from advlib.ablations import worst_case_restarts  # noqa: E402
 from advlib.reproduce import checkpoint_dir, config_hash, data_identity, trained_model  # noqa: E402
-from advlib.specs import AttackSpec  # noqa: E402
+from advlib.attacks import run_attack  # noqa: E402
+from advlib.evaluation import predict  # noqa: E402
+from advlib.specs import L2_LITERATURE_EPS, SAMPLES, STEPS, AttackSpec  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "results" / "beyond" / "large-linf-ablations.json"
@@ -47,9 +49,9 @@ class Settings:
 
     n: int = 1000
     seed: int = 0
-    eps_l2: float = 2.0
-    steps: int = 40
-    draws: int = 20
+    eps_l2: float = L2_LITERATURE_EPS
+    steps: int = STEPS
+    draws: int = SAMPLES
     restarts: int = 20
     tiny: bool = False
 
@@ -102,8 +104,6 @@ def item_b(ctx: Context, cell: str) -> dict:
     s = ctx.settings
     spec = s.pgd()
     generator = torch.Generator(device=ctx.device).manual_seed(s.seed)
-    from advlib.attacks import run_attack
-    from advlib.evaluation import predict
     x, y, net = ctx.x[:s.n], ctx.y[:s.n], ctx.models[cell]
     x_adv = run_attack(spec, net, x, y, generator=generator)
     survivors = predict(net, x_adv) == y
