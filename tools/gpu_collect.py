@@ -1,10 +1,12 @@
 """Check and file what a GPU call of ``tools/gpu_session.sh`` brought back.
 
-    python tools/gpu_collect.py <folder with full-records.tgz and/or bench.json> [--results results]
+    python tools/gpu_collect.py <folder with *-records.tgz and/or bench.json> [--results results]
 
 Every record in ``full-records.tgz`` must pass ``advlib.records.read_record`` (schema and digest), be of the
 ``full`` profile with the current full configuration, and name a CUDA device (not a CPU); those that do are
-copied to ``<results>/full/`` (a record already there is replaced only by a valid one). ``bench.json`` goes
+copied to ``<results>/full/`` (a record already there is replaced only by a valid one). A record in another
+``<profile>-records.tgz`` (``EXTEND_PROFILE`` in ``tools/gpu_session.sh``) must be the record of the same cell in
+``<results>/<profile>/`` with the current extended block added and nothing else changed; it replaces that record. ``bench.json`` goes
 to ``<results>/bench/<gpu>.json``, named after the device it names. Prints one line per file; exits 1 if any
 record was rejected.
 """
@@ -19,7 +21,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from advlib import protocols, records
+from advlib import extended, protocols, records
 from advlib.reproduce import config_hash
 
 
@@ -34,6 +36,22 @@ def check_record(path: Path) -> dict:
     return rec
 
 
+def check_extended(path: Path, results: Path) -> dict:
+    """The record at ``path`` if it is the record of the same cell in ``results`` with the current extended block
+    added and nothing else changed (made from a carried checkpoint, ``tools/slim_checkpoints.py``); else
+    ``RecordError``."""
+    rec = records.read_record(path)
+    local_path = results / rec["profile"] / path.name
+    if not local_path.is_file():
+        raise records.RecordError(f"{path.name}: there is no {local_path} to extend")
+    if not extended.current(rec, protocols.get_profile(rec["profile"])):
+        raise records.RecordError(f"{path.name}: no extended block of the current configuration")
+    base = {k: v for k, v in records.read_record(local_path).items() if k not in ("extended", "digest")}
+    if {k: v for k, v in rec.items() if k not in ("extended", "digest")} != base:
+        raise records.RecordError(f"{path.name}: its base evaluation differs from {local_path}'s")
+    return rec
+
+
 def device_slug(name: str) -> str:
     """'NVIDIA H100 80GB HBM3' -> 'nvidia-h100-80gb-hbm3'."""
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
@@ -41,23 +59,24 @@ def device_slug(name: str) -> str:
 
 def collect(folder: Path, results: Path) -> int:
     rejected = 0
-    archive = folder / "full-records.tgz"
-    if archive.exists():
+    for archive in sorted(folder.glob("*-records.tgz")):
+        full = archive.name == "full-records.tgz"
         with tempfile.TemporaryDirectory() as tmp, tarfile.open(archive) as tar:
             tar.extractall(tmp, filter="data")
             for path in sorted(Path(tmp).rglob("*.json")):
                 try:
-                    rec = check_record(path)
+                    rec = check_record(path) if full else check_extended(path, results)
                 except records.RecordError as err:
                     print(f"REJECTED {err}")
                     rejected += 1
                     continue
-                target = results / "full" / path.name
+                target = results / rec["profile"] / path.name
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(path, target)
-                total = rec["wall_time"]["this_run"]
-                print(f"ok {path.name}: {rec['device']}, {rec['n_test']} test images, {total:.0f} s, "
-                      f"norm-agnostic {100 * rec['norm_agnostic']:.1f} %")
+                total = rec["extended"]["wall_time"]["total"] if not full else rec["wall_time"]["this_run"]
+                print(f"ok {rec['profile']}/{path.name}: {rec.get('extended', rec)['device']}, {rec['n_test']} test "
+                      f"images, {total:.0f} s" + (f", norm-agnostic {100 * rec['norm_agnostic']:.1f} %" if full else
+                                                  ", extended block added"))
     bench = folder / "bench.json"
     if bench.exists():
         rec = json.loads(bench.read_text())

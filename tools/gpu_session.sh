@@ -7,8 +7,10 @@
 # fails), BENCH (benchmarks/bench.py -> $OUT/bench.json), CELLS (the next pending full-profile cells, in
 # protocols.CELL_ORDER, within what is left of SECONDS, after PROBE, benchmarks/step_probe.py, has chosen the
 # fastest memory format and cuDNN mode; CELL_LIST=... names the cells, EXTENDED=1 adds the extended evaluation,
-# which needs pyautoattack on PYTHONPATH). Everything that comes back is under $OUT: the
-# logs, bench.json and full-records.tgz (every record in results/full/, finished before the call's end).
+# which needs pyautoattack on PYTHONPATH). EXTEND_PROFILE=large (before CELLS) adds the extended evaluation to
+# records made elsewhere, from the checkpoints tools/slim_checkpoints.py put in the carried .slim/ (EXTEND_CELLS=...
+# names the cells; default: every carried one). Everything that comes back is under $OUT: the logs, bench.json,
+# full-records.tgz (every record in results/full/, finished before the call's end) and <profile>-records.tgz.
 # Check and unpack the records here with: python tools/gpu_collect.py <fetched folder>
 set -uo pipefail
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
@@ -33,6 +35,15 @@ if [ "${BENCH:-1}" = 1 ]; then
   python3 benchmarks/bench.py --device "$device" --out "$OUT/bench.json" --n-pgd 10000 --train-steps 0 \
     --check-profile "${BENCH_CHECK_PROFILE:-quick}" ${BENCH_CHECK_OUT:+--check-out "$BENCH_CHECK_OUT"} 2>&1 \
     | tee "$OUT/bench.log"
+fi
+if [ -n "${EXTEND_PROFILE:-}" ]; then  # records made elsewhere get the extended block from carried checkpoints
+  p="$EXTEND_PROFILE"
+  cp -r .slim/results/. results/
+  cells="${EXTEND_CELLS:-$(for f in .slim/results/"$p"/checkpoints/*/*.pt; do basename "$f" .pt; done | paste -sd, -)}"
+  echo "extending $p: $cells"
+  timeout $((limit - SECONDS - 20)) python3 -m advlib reproduce --profile "$p" --device "$device" --quiet --extended \
+    --cells "$cells" --out "results/$p" 2>&1 | tee "$OUT/extend-$p.log"
+  tar czf "$OUT/$p-records.tgz" results/"$p"/*.json
 fi
 if [ "${CELLS:-1}" = 1 ]; then
   if [ "${PROBE:-1}" = 1 ]; then  # pick the fastest memory format / cuDNN mode for training (seconds)
