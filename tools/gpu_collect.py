@@ -71,6 +71,9 @@ def collect(folder: Path, results: Path) -> int:
                     rejected += 1
                     continue
                 target = results / rec["profile"] / path.name
+                if not full and records.read_record(target) == rec:
+                    print(f"unchanged {rec['profile']}/{path.name}: it had the block already")
+                    continue
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(path, target)
                 total = rec["extended"]["wall_time"]["total"] if not full else rec["wall_time"]["this_run"]

@@ -38,12 +38,19 @@ if [ "${BENCH:-1}" = 1 ]; then
 fi
 if [ -n "${EXTEND_PROFILE:-}" ]; then  # records made elsewhere get the extended block from carried checkpoints
   p="$EXTEND_PROFILE"
+  [ -d ".slim/results/$p" ] || { echo "no .slim/results/$p: run tools/slim_checkpoints.py here and carry .slim"; exit 1; }
   cp -r .slim/results/. results/
-  cells="${EXTEND_CELLS:-$(for f in .slim/results/"$p"/checkpoints/*/*.pt; do basename "$f" .pt; done | paste -sd, -)}"
-  echo "extending $p: $cells"
-  timeout $((limit - SECONDS - 20)) python3 -m advlib reproduce --profile "$p" --device "$device" --quiet --extended \
-    --cells "$cells" --out "results/$p" 2>&1 | tee "$OUT/extend-$p.log"
-  tar czf "$OUT/$p-records.tgz" results/"$p"/*.json
+  carried=$(for f in .slim/results/"$p"/checkpoints/*/*.pt; do [ -e "$f" ] && basename "$f" .pt; done | paste -sd, -)
+  echo "extending $p: ${EXTEND_CELLS:-$carried} (carried: $carried)"
+  extended=()
+  for cell in $(echo "${EXTEND_CELLS:-$carried}" | tr , ' '); do  # one process per cell: a failure spares the rest
+    left=$((limit - SECONDS - 20))
+    if [[ ",$carried," != *",$cell,"* ]]; then echo "$cell: no carried checkpoint, skipped"; continue; fi
+    if [ "$left" -lt 60 ]; then echo "$cell: ${left} s left, skipped"; continue; fi
+    timeout "$left" python3 -m advlib reproduce --profile "$p" --device "$device" --quiet --extended --cells "$cell" \
+      --out "results/$p" 2>&1 | tee -a "$OUT/extend-$p.log" && extended+=("results/$p/$cell.json")
+  done
+  [ "${#extended[@]}" -gt 0 ] && tar czf "$OUT/$p-records.tgz" "${extended[@]}"
 fi
 if [ "${CELLS:-1}" = 1 ]; then
   if [ "${PROBE:-1}" = 1 ]; then  # pick the fastest memory format / cuDNN mode for training (seconds)

@@ -1,17 +1,20 @@
 """Slim copies of the checkpoints a GPU call needs to add the extended evaluation to records made here.
 
-    python tools/slim_checkpoints.py [--profile large] [--results results] [--out .slim]
+    python tools/slim_checkpoints.py [--profile large] [--cells a,b] [--results results] [--out .slim]
 
 For every record in ``<results>/<profile>/`` that lacks the current extended block (``advlib.extended``) and whose
 finished training checkpoint is kept, writes that checkpoint without its optimizer state (the extension only
 evaluates the model; a third of the size) under ``<out>/results/``, at its path under ``<results>``, and prints
-the cells. Carry ``<out>`` to the GPU machine: ``EXTEND_PROFILE=<profile> bash tools/gpu_session.sh`` there copies
-it into ``results/`` and extends those cells; ``tools/gpu_collect.py`` files the records that come back.
-"""
+the cells (a GPU call carries at most 64 MiB: about four cells at ≈ 13 MB each; ``--cells`` picks them). The
+profile's folder under ``<out>`` is emptied first. Carry ``<out>`` to the GPU machine:
+``EXTEND_PROFILE=<profile> bash tools/gpu_session.sh`` there copies it into ``results/`` and extends those cells;
+``tools/gpu_collect.py`` files the records that come back."""
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
+import warnings
 from pathlib import Path
 
 import torch
@@ -35,7 +38,11 @@ def pending(results: Path, profile: str) -> dict[str, Path]:
     folder = checkpoint_dir(results / profile, prof, data_identity(prof))
     out = {}
     for path in sorted((results / profile).glob("*.json")):
-        rec = records.read_record(path)
+        try:
+            rec = records.read_record(path)
+        except records.RecordError as err:
+            warnings.warn(f"{err}; skipped", stacklevel=2)
+            continue
         ckpt = folder / f"{rec['cell']}.pt"
         if extended.current(rec, prof) or not ckpt.is_file():
             continue
@@ -51,8 +58,13 @@ def main() -> int:
     parser.add_argument("--profile", default="large")
     parser.add_argument("--results", type=Path, default=Path("results"))
     parser.add_argument("--out", type=Path, default=Path(".slim"))
+    parser.add_argument("--cells", default=None, help="comma-separated cells (default: every pending one)")
     args = parser.parse_args()
     cells = pending(args.results, args.profile)
+    if args.cells:
+        wanted = protocols.parse_cells(args.cells)
+        cells = {c: p for c, p in cells.items() if c in wanted}
+    shutil.rmtree(args.out / "results" / args.profile, ignore_errors=True)
     for cell, ckpt in cells.items():
         target = args.out / "results" / ckpt.relative_to(args.results)
         slim(ckpt, target)
