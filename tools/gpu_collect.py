@@ -6,8 +6,8 @@ Every record in ``full-records.tgz`` must pass ``advlib.records.read_record`` (s
 ``full`` profile with the current full configuration, and name a CUDA device (not a CPU); those that do are
 copied to ``<results>/full/`` (a record already there is replaced only by a valid one). A record in another
 ``<profile>-records.tgz`` (``EXTEND_PROFILE`` in ``tools/gpu_session.sh``) must be the record of the same cell in
-``<results>/<profile>/`` with the current extended block added and nothing else changed; it replaces that record. ``bench.json`` goes
-to ``<results>/bench/<gpu>.json``, named after the device it names. Prints one line per file; exits 1 if any
+``<results>/<profile>/`` with the current extended block added and nothing else changed; it replaces that record.
+``bench.json`` goes to ``<results>/bench/<gpu>.json``, named after the device it names. Prints one line per file; exits 1 if any
 record was rejected.
 """
 from __future__ import annotations
@@ -36,20 +36,21 @@ def check_record(path: Path) -> dict:
     return rec
 
 
-def check_extended(path: Path, results: Path) -> dict:
+def check_extended(path: Path, results: Path) -> tuple[dict, bool]:
     """The record at ``path`` if it is the record of the same cell in ``results`` with the current extended block
-    added and nothing else changed (made from a carried checkpoint, ``tools/slim_checkpoints.py``); else
-    ``RecordError``."""
+    added and nothing else changed (made from a carried checkpoint, ``tools/slim_checkpoints.py``), and whether it
+    differs from that record; else ``RecordError``."""
     rec = records.read_record(path)
     local_path = results / rec["profile"] / path.name
     if not local_path.is_file():
         raise records.RecordError(f"{path.name}: there is no {local_path} to extend")
     if not extended.current(rec, protocols.get_profile(rec["profile"])):
         raise records.RecordError(f"{path.name}: no extended block of the current configuration")
-    base = {k: v for k, v in records.read_record(local_path).items() if k not in ("extended", "digest")}
-    if {k: v for k, v in rec.items() if k not in ("extended", "digest")} != base:
+    local = records.read_record(local_path)
+    if {k: v for k, v in rec.items() if k not in ("extended", "digest")} != \
+            {k: v for k, v in local.items() if k not in ("extended", "digest")}:
         raise records.RecordError(f"{path.name}: its base evaluation differs from {local_path}'s")
-    return rec
+    return rec, rec != local
 
 
 def device_slug(name: str) -> str:
@@ -65,21 +66,25 @@ def collect(folder: Path, results: Path) -> int:
             tar.extractall(tmp, filter="data")
             for path in sorted(Path(tmp).rglob("*.json")):
                 try:
-                    rec = check_record(path) if full else check_extended(path, results)
+                    rec, changed = (check_record(path), True) if full else check_extended(path, results)
                 except records.RecordError as err:
                     print(f"REJECTED {err}")
                     rejected += 1
                     continue
-                target = results / rec["profile"] / path.name
-                if not full and records.read_record(target) == rec:
-                    print(f"unchanged {rec['profile']}/{path.name}: it had the block already")
+                name = f"{rec['profile']}/{path.name}"
+                if not changed:
+                    print(f"unchanged {name}: it had the block already")
                     continue
+                target = results / rec["profile"] / path.name
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(path, target)
-                total = rec["extended"]["wall_time"]["total"] if not full else rec["wall_time"]["this_run"]
-                print(f"ok {rec['profile']}/{path.name}: {rec.get('extended', rec)['device']}, {rec['n_test']} test "
-                      f"images, {total:.0f} s" + (f", norm-agnostic {100 * rec['norm_agnostic']:.1f} %" if full else
-                                                  ", extended block added"))
+                if full:
+                    print(f"ok {name}: {rec['device']}, {rec['n_test']} test images, {rec['wall_time']['this_run']:.0f} s, "
+                          f"norm-agnostic {100 * rec['norm_agnostic']:.1f} %")
+                else:
+                    block = rec["extended"]
+                    print(f"ok {name}: extended block added ({block['device']}, {rec['n_test']} test images, "
+                          f"{block['wall_time']['total']:.0f} s)")
     bench = folder / "bench.json"
     if bench.exists():
         rec = json.loads(bench.read_text())
