@@ -25,8 +25,8 @@ def record(cell: str, device: str, profile: str = "full") -> dict:
             "wall_time": {"train": 1.0, "static_models": 0.0, "evaluate": {}, "this_run": 2.0}}
 
 
-def pack(folder: Path, recs: dict[str, dict], tamper: str | None = None) -> Path:
-    src = folder / "src" / "results" / "full"
+def pack(folder: Path, recs: dict[str, dict], tamper: str | None = None, profile: str = "full") -> Path:
+    src = folder / "src" / "results" / profile
     src.mkdir(parents=True)
     for name, rec in recs.items():
         records.write_record(src / name, rec)
@@ -36,7 +36,7 @@ def pack(folder: Path, recs: dict[str, dict], tamper: str | None = None) -> Path
         (src / tamper).write_text(json.dumps(text))
     out = folder / "back"
     out.mkdir()
-    with tarfile.open(out / "full-records.tgz", "w:gz") as tar:
+    with tarfile.open(out / f"{profile}-records.tgz", "w:gz") as tar:
         tar.add(src.parent, arcname="results")
     (out / "bench.json").write_text(json.dumps({"device": "NVIDIA H100 80GB HBM3"}))
     return out
@@ -55,6 +55,27 @@ def test_only_valid_gpu_records_of_the_full_profile_are_filed(tmp_path, capsys):
     assert (results / "bench" / "nvidia-h100-80gb-hbm3.json").is_file()
     out = capsys.readouterr().out
     assert "not on a GPU" in out and "not a record of the current full profile" in out and "digest" in out
+
+
+def test_new_cells_of_another_profile_are_filed_beside_the_records_here(tmp_path, capsys):
+    """large-records.tgz from CELLS_PROFILE=large: a GPU record of a cell that has none here is filed; one that
+    came back as it went is left alone; a CPU record or one of the wrong profile is refused."""
+    here = record("madry-linf", "cpu (x86_64, 2 threads)", profile="large")
+    results = tmp_path / "results"
+    records.write_record(results / "large" / "madry-linf.json", here)
+    back = pack(tmp_path, {
+        "madry-linf.json": here,
+        "atda-linf.json": record("atda-linf", "NVIDIA H100 80GB HBM3", profile="large"),
+        "atda-l2.json": record("atda-l2", "cpu (x86_64, 2 threads)", profile="large"),
+        "atda-mix.json": record("atda-mix", "NVIDIA H100 80GB HBM3", profile="full"),
+    }, profile="large")
+    assert gpu_collect.collect(back, results) == 2
+    assert sorted(p.name for p in (results / "large").iterdir()) == ["atda-linf.json", "madry-linf.json"]
+    assert records.read_record(results / "large" / "madry-linf.json") == records.read_record(
+        back.parent / "src" / "results" / "large" / "madry-linf.json")
+    out = capsys.readouterr().out
+    assert "unchanged large/madry-linf.json" in out and "ok large/atda-linf.json: NVIDIA H100" in out
+    assert "not on a GPU" in out and "not a record of the current large profile" in out
 
 
 @pytest.mark.parametrize("name,slug", [("NVIDIA H100 80GB HBM3", "nvidia-h100-80gb-hbm3"), ("NVIDIA H200", "nvidia-h200")])

@@ -76,7 +76,7 @@ def test_a_slim_checkpoint_extends_the_record_and_only_the_block_is_filed_back(m
     assert records.read_record(results / "tiny" / "madry-linf.json") == rec
     assert "ok tiny/madry-linf.json" in capsys.readouterr().out
     assert gpu_collect.collect(back, results) == 0  # the same again: nothing to file
-    assert "unchanged tiny/madry-linf.json" in capsys.readouterr().out
+    assert "unchanged tiny/madry-linf.json: the same as here" in capsys.readouterr().out
 
     # a record whose base evaluation changed on the way is refused, and the one here stays
     tampered = dict(rec, accuracy={**rec["accuracy"], "Natural": 0.0})

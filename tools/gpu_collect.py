@@ -5,10 +5,12 @@
 Every record in ``full-records.tgz`` must pass ``advlib.records.read_record`` (schema and digest), be of the
 ``full`` profile with the current full configuration, and name a CUDA device (not a CPU); those that do are
 copied to ``<results>/full/`` (a record already there is replaced only by a valid one). A record in another
-``<profile>-records.tgz`` (``EXTEND_PROFILE`` in ``tools/gpu_session.sh``) must be the record of the same cell in
-``<results>/<profile>/`` with the current extended block added and nothing else changed; it replaces that record.
-``bench.json`` goes to ``<results>/bench/<gpu>.json``, named after the device it names. Prints one line per file; exits 1 if any
-record was rejected.
+``<profile>-records.tgz`` is one of two kinds. For a cell with a record in ``<results>/<profile>/``, it must be
+that record with the current extended block added and nothing else changed (``EXTEND_PROFILE`` in
+``tools/gpu_session.sh``); it replaces that record, and a record that comes back as it went is left alone. For a
+cell without one (``CELLS_PROFILE``), it must pass the same checks as a full-profile record, for its own profile.
+``bench.json`` goes to ``<results>/bench/<gpu>.json``, named after the device it names. Prints one line per file;
+exits 1 if any record was rejected.
 """
 from __future__ import annotations
 
@@ -25,11 +27,12 @@ from advlib import extended, protocols, records
 from advlib.reproduce import config_hash
 
 
-def check_record(path: Path) -> dict:
-    """The record at ``path`` if it is a valid full-profile record made on a GPU; else ``RecordError``."""
+def check_record(path: Path, profile: str = "full") -> dict:
+    """The record at ``path`` if it is a valid record of ``profile``'s current configuration made on a GPU; else
+    ``RecordError``."""
     rec = records.read_record(path)
-    if rec["profile"] != "full" or rec["config"].get("hash") != config_hash(protocols.get_profile("full")):
-        raise records.RecordError(f"{path.name}: not a record of the current full profile "
+    if rec["profile"] != profile or rec["config"].get("hash") != config_hash(protocols.get_profile(profile)):
+        raise records.RecordError(f"{path.name}: not a record of the current {profile} profile "
                                   f"({rec['profile']}, config {rec['config'].get('hash')})")
     if rec["device"].startswith("cpu"):
         raise records.RecordError(f"{path.name}: made on {rec['device']!r}, not on a GPU")
@@ -44,13 +47,23 @@ def check_extended(path: Path, results: Path) -> tuple[dict, bool]:
     local_path = results / rec["profile"] / path.name
     if not local_path.is_file():
         raise records.RecordError(f"{path.name}: there is no {local_path} to extend")
+    local = records.read_record(local_path)
+    if rec == local:
+        return rec, False
     if not extended.current(rec, protocols.get_profile(rec["profile"])):
         raise records.RecordError(f"{path.name}: no extended block of the current configuration")
-    local = records.read_record(local_path)
     if {k: v for k, v in rec.items() if k not in ("extended", "digest")} != \
             {k: v for k, v in local.items() if k not in ("extended", "digest")}:
         raise records.RecordError(f"{path.name}: its base evaluation differs from {local_path}'s")
     return rec, rec != local
+
+
+def check_returned(path: Path, profile: str, results: Path) -> tuple[dict, bool]:
+    """A record that came back in ``<profile>-records.tgz``, checked as the module docstring says, and whether it
+    differs from the one in ``results``; else ``RecordError``."""
+    if profile != "full" and (results / profile / path.name).is_file():
+        return check_extended(path, results)
+    return check_record(path, profile), True
 
 
 def device_slug(name: str) -> str:
@@ -61,24 +74,25 @@ def device_slug(name: str) -> str:
 def collect(folder: Path, results: Path) -> int:
     rejected = 0
     for archive in sorted(folder.glob("*-records.tgz")):
-        full = archive.name == "full-records.tgz"
+        profile = archive.name.removesuffix("-records.tgz")
         with tempfile.TemporaryDirectory() as tmp, tarfile.open(archive) as tar:
             tar.extractall(tmp, filter="data")
             for path in sorted(Path(tmp).rglob("*.json")):
                 try:
-                    rec, changed = (check_record(path), True) if full else check_extended(path, results)
+                    rec, changed = check_returned(path, profile, results)
                 except records.RecordError as err:
                     print(f"REJECTED {err}")
                     rejected += 1
                     continue
                 name = f"{rec['profile']}/{path.name}"
                 if not changed:
-                    print(f"unchanged {name}: it had the block already")
+                    print(f"unchanged {name}: the same as here")
                     continue
                 target = results / rec["profile"] / path.name
+                block_added = profile != "full" and target.is_file()
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(path, target)
-                if full:
+                if not block_added:
                     print(f"ok {name}: {rec['device']}, {rec['n_test']} test images, {rec['wall_time']['this_run']:.0f} s, "
                           f"norm-agnostic {100 * rec['norm_agnostic']:.1f} %")
                 else:
