@@ -24,6 +24,12 @@ def label(record: dict) -> str:
     return f"{record['profile']}, n={record['n_test']}"
 
 
+def device_label(device: str) -> str:
+    """A record's device in a word: ``"CPU"`` for ``"cpu (x86_64, 2 threads)"``, ``"H100"`` for
+    ``"NVIDIA H100 80GB HBM3"``."""
+    return "CPU" if device.startswith("cpu") else device.removeprefix("NVIDIA ").split(" ")[0]
+
+
 def provenance(records: dict[str, dict]) -> str:
     """One line saying which profiles and test sizes the records come from and how many cells exist."""
     if not records:
