@@ -1,4 +1,4 @@
-"""Attacks compared per example on result records: PGD vs S-O with a paired test, and their union.
+"""Attacks compared per example on result records: PGD vs S-O with a paired test, their union, and one cell run twice.
 
 Each record carries one boolean mask per attack (``advlib.records``): which test examples stayed correct.
 Two attacks on the same examples are compared by their discordant pairs, and combined as AutoAttack does: an
@@ -99,3 +99,20 @@ def attack_union(records: dict[str, dict]) -> pd.DataFrame:
             rows.append({"cell": cell, "attack_norm": norm, "profile": rec["profile"], "n_test": n, "pgd": pgd,
                          "so": 100.0 * b.float().mean().item(), "either": either, "gain": pgd - either})
     return pd.DataFrame(rows, columns=["cell", "attack_norm", "profile", "n_test", "pgd", "so", "either", "gain"])
+
+
+def two_runs(first: dict, second: dict) -> pd.DataFrame:
+    """One cell trained and evaluated twice (same profile and seed; another device, say): per row of the paper's
+    table, each run's accuracy (%), the difference in points, the test images whose outcome differs (right in one
+    run, wrong in the other) and the paired sign test's p-value on them."""
+    if (first["cell"], first["n_test"]) != (second["cell"], second["n_test"]):
+        raise ValueError(f"two_runs needs two records of one cell on the same test images, got "
+                         f"{first['cell']} (n={first['n_test']}) and {second['cell']} (n={second['n_test']})")
+    n, rows = first["n_test"], {}
+    for entry in protocols.ROWS:
+        a, b = (_records.unpack_mask(r["masks"][entry], n) for r in (first, second))
+        only_a, only_b = int((a & ~b).sum()), int((b & ~a).sum())
+        rows[entry] = {"first (%)": 100.0 * a.float().mean().item(), "second (%)": 100.0 * b.float().mean().item(),
+                       "Δ (points)": 100.0 * (only_b - only_a) / n, "outcome differs": only_a + only_b,
+                       "sign test p": sign_test(only_a, only_b)}
+    return pd.DataFrame(rows).T.astype({"outcome differs": int})

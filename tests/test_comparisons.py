@@ -1,4 +1,5 @@
-"""``advlib.comparisons``: PGD vs S-O per example on result records (paired sign test, summary) and their union.
+"""``advlib.comparisons``: PGD vs S-O per example on result records (paired sign test, summary), their union, and one
+cell run twice.
 
 The records are synthetic: per-example masks built to give chosen accuracies (``conftest.make_record``).
 """
@@ -88,3 +89,15 @@ def test_attack_union_is_the_per_example_worst_case():
     row = comparisons.attack_union({"madry-linf": rec}).set_index("attack_norm").loc["l2"]
     assert (row.pgd, row.so, row.either, row.gain) == pytest.approx((62.5, 50.0, 37.5, 25.0))
     assert comparisons.attack_union({"madry-linf": make_record("madry-linf", acc(1, 1, 1, 1), masks=False)}).empty
+
+
+def test_two_runs_counts_the_images_whose_outcome_differs():
+    first = make_record("madry-linf", acc(50, 90, 10, 80), n=100)
+    second = make_record("madry-linf", acc(40, 90, 10, 80), n=100)
+    twice = comparisons.two_runs(first, second)
+    assert list(twice.index) == list(protocols.ROWS)
+    assert twice.loc["PGD-l2", "outcome differs"] == 10 and twice.loc["PGD-l2", "Δ (points)"] == -10.0
+    assert twice.loc["PGD-linf", "outcome differs"] == 0 and twice.loc["PGD-linf", "sign test p"] == 1.0
+    assert twice.loc["PGD-l2", "sign test p"] < 0.01
+    with pytest.raises(ValueError, match="madry-l2"):
+        comparisons.two_runs(first, make_record("madry-l2", acc(50, 90, 10, 80), n=100))
