@@ -239,12 +239,13 @@ def robustness_curves(records: Mapping[str, dict]) -> plt.Figure:
     return fig
 
 
-def tradeoff(frame: pd.DataFrame, x: str = "natural", y: str = "PGD ∪ S-O") -> plt.Figure:
-    """Natural against norm-agnostic accuracy (%), one labelled point per row of ``frame`` (index: cell), coloured
-    by its ``group`` column."""
+def tradeoff(frame: pd.DataFrame, x: str = "natural", y: str = "PGD ∪ S-O", label_from: float = 0.0) -> plt.Figure:
+    """Natural against norm-agnostic accuracy (%), one point per row of ``frame`` (index: cell), coloured by its
+    ``group`` column, labelled with the cell where ``y`` is at least ``label_from`` (a crowd near zero stays
+    unlabelled)."""
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     sns.scatterplot(frame, x=x, y=y, hue="group", s=60, ax=ax)
-    for cell, row in frame.iterrows():
+    for cell, row in frame[frame[y] >= label_from].iterrows():
         ax.annotate(cell, (row[x], row[y]), fontsize=7, xytext=(3, 3), textcoords="offset points")
     ax.set_xlabel(f"{x} accuracy (%)")
     ax.set_ylabel(f"{y} accuracy (%)")

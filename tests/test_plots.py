@@ -97,8 +97,10 @@ def test_robustness_curves_one_panel_per_norm_and_records_without_a_block_left_o
     assert fig.axes[0].get_xlabel() == "ε (ℓ2)"
 
 
-def test_tradeoff_labels_every_point():
+def test_tradeoff_labels_every_point_from_a_threshold():
     frame = pd.DataFrame({"natural": [90.0, 80.0], "PGD ∪ S-O": [10.0, 20.0], "group": ["a", "b"]},
                          index=["madry-linf", "msd-union"])
     fig = plots.tradeoff(frame)
     assert sorted(t.get_text() for t in fig.axes[0].texts) == ["madry-linf", "msd-union"]
+    fig = plots.tradeoff(frame, label_from=15.0)
+    assert [t.get_text() for t in fig.axes[0].texts] == ["msd-union"]
