@@ -39,14 +39,11 @@ def check_record(path: Path, profile: str = "full") -> dict:
     return rec
 
 
-def check_extended(path: Path, results: Path) -> tuple[dict, bool]:
-    """The record at ``path`` if it is the record of the same cell in ``results`` with the current extended block
-    added and nothing else changed (made from a carried checkpoint, ``tools/slim_checkpoints.py``), and whether it
-    differs from that record; else ``RecordError``."""
+def check_extended(path: Path, local_path: Path) -> tuple[dict, bool]:
+    """The record at ``path`` if it is the record at ``local_path`` with the current extended block added and
+    nothing else changed (made from a carried checkpoint, ``tools/slim_checkpoints.py``), and whether it differs
+    from that record (False: it came back as it went); else ``RecordError``."""
     rec = records.read_record(path)
-    local_path = results / rec["profile"] / path.name
-    if not local_path.is_file():
-        raise records.RecordError(f"{path.name}: there is no {local_path} to extend")
     local = records.read_record(local_path)
     if rec == local:
         return rec, False
@@ -55,15 +52,18 @@ def check_extended(path: Path, results: Path) -> tuple[dict, bool]:
     if {k: v for k, v in rec.items() if k not in ("extended", "digest")} != \
             {k: v for k, v in local.items() if k not in ("extended", "digest")}:
         raise records.RecordError(f"{path.name}: its base evaluation differs from {local_path}'s")
-    return rec, rec != local
+    return rec, True
 
 
-def check_returned(path: Path, profile: str, results: Path) -> tuple[dict, bool]:
-    """A record that came back in ``<profile>-records.tgz``, checked as the module docstring says, and whether it
-    differs from the one in ``results``; else ``RecordError``."""
-    if profile != "full" and (results / profile / path.name).is_file():
-        return check_extended(path, results)
-    return check_record(path, profile), True
+def check_returned(path: Path, profile: str, results: Path) -> tuple[dict, str]:
+    """A record that came back in ``<profile>-records.tgz``, checked as the module docstring says, and what it is
+    to ``results``: "new" (a record to file), "extended" (the local record with the block added) or "unchanged";
+    else ``RecordError``."""
+    local_path = results / profile / path.name
+    if profile == "full" or not local_path.is_file():
+        return check_record(path, profile), "new"
+    rec, changed = check_extended(path, local_path)
+    return rec, "extended" if changed else "unchanged"
 
 
 def device_slug(name: str) -> str:
@@ -79,20 +79,19 @@ def collect(folder: Path, results: Path) -> int:
             tar.extractall(tmp, filter="data")
             for path in sorted(Path(tmp).rglob("*.json")):
                 try:
-                    rec, changed = check_returned(path, profile, results)
+                    rec, kind = check_returned(path, profile, results)
                 except records.RecordError as err:
                     print(f"REJECTED {err}")
                     rejected += 1
                     continue
                 name = f"{rec['profile']}/{path.name}"
-                if not changed:
+                if kind == "unchanged":
                     print(f"unchanged {name}: the same as here")
                     continue
                 target = results / rec["profile"] / path.name
-                block_added = profile != "full" and target.is_file()
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(path, target)
-                if not block_added:
+                if kind == "new":
                     print(f"ok {name}: {rec['device']}, {rec['n_test']} test images, {rec['wall_time']['this_run']:.0f} s, "
                           f"norm-agnostic {100 * rec['norm_agnostic']:.1f} %")
                 else:

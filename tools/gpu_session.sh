@@ -7,9 +7,9 @@
 # fails), BENCH (benchmarks/bench.py -> $OUT/bench.json), CELLS (the next pending full-profile cells, in
 # protocols.CELL_ORDER, within what is left of SECONDS, after PROBE, benchmarks/step_probe.py, has chosen the
 # fastest memory format and cuDNN mode; CELL_LIST=... names the cells, EXTENDED=1 adds the extended evaluation,
-# which needs pyautoattack on PYTHONPATH; CELLS_PROFILE=large runs that profile's cells instead of full's). EXTEND_PROFILE=large (before CELLS) adds the extended evaluation to
-# records made elsewhere, from the checkpoints tools/slim_checkpoints.py put in the carried .slim/ (EXTEND_CELLS=...
-# names the cells; default: every carried one). Everything that comes back is under $OUT: the logs, bench.json,
+# which needs pyautoattack on PYTHONPATH; CELLS_PROFILE=large runs that profile's cells instead of full's).
+# EXTEND_PROFILE=large (before CELLS) adds the extended evaluation to records made elsewhere, from the checkpoints
+# tools/slim_checkpoints.py put in the carried .slim/ (EXTEND_CELLS=... names the cells; default: every carried one). Everything that comes back is under $OUT: the logs, bench.json,
 # full-records.tgz (every record in results/full/, finished before the call's end) and <profile>-records.tgz.
 # Check and unpack the records here with: python tools/gpu_collect.py <fetched folder>
 set -uo pipefail
@@ -57,13 +57,14 @@ if [ "${CELLS:-1}" = 1 ]; then
     eval "$(python3 benchmarks/step_probe.py --device "$device" --json "$OUT/probe.json" 2>&1 | tee "$OUT/probe.log" | grep '^export ')"
     echo "probe chose: ADVLIB_CHANNELS_LAST=${ADVLIB_CHANNELS_LAST:-} ADVLIB_CUDNN_BENCHMARK=${ADVLIB_CUDNN_BENCHMARK:-}"
   fi
+  p="${CELLS_PROFILE:-full}"
   left=$((limit - SECONDS))
-  echo "cells (${CELLS_PROFILE:-full} profile): ${left} s left of ${limit}"
+  echo "cells ($p profile): ${left} s left of ${limit}"
   if [ "$left" -gt 30 ]; then
-    python3 -m advlib reproduce --profile "${CELLS_PROFILE:-full}" --device "$device" --quiet --time-budget "$left" ${CELL_LIST:+--cells "$CELL_LIST"} ${EXTENDED:+--extended} \
+    python3 -m advlib reproduce --profile "$p" --device "$device" --quiet --time-budget "$left" ${CELL_LIST:+--cells "$CELL_LIST"} ${EXTENDED:+--extended} \
       2>&1 | tee "$OUT/cells.log"
   fi
-  p="${CELLS_PROFILE:-full}"  # every record of that profile (the extended ones above included) comes back
+  # every record of that profile (the extended ones above included) comes back
   [ "$p" != full ] && ls results/"$p"/*.json >/dev/null 2>&1 && tar czf "$OUT/$p-records.tgz" results/"$p"/*.json
 fi
 ls results/full/*.json >/dev/null 2>&1 && tar czf "$OUT/full-records.tgz" results/full/*.json
