@@ -1,6 +1,6 @@
 """The paper's five claims about Table 1, checked against result records (or against the paper's own numbers).
 
-Each ``claimN`` function takes records keyed by cell (``advlib.notebook.best_records()``; a subset is fine)
+Each ``claimN`` function takes records keyed by cell (``advlib.discovery.best_records()``; a subset is fine)
 and returns ``(evidence, verdict)``: a tidy DataFrame of the numbers the verdict rests on, each row labelled
 with its record's profile and n_test, and a ``Verdict`` whose text quotes those numbers. ``verdicts``
 runs all five. The criteria are explicit module constants (percentage points); ``paper_records`` turns the

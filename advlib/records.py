@@ -17,6 +17,8 @@ import torch
 from torch import Tensor
 
 SCHEMA = 1
+#: Schema of sealed side files (``seal``): experiments' results, extended blocks, rows added to a model later.
+DOCUMENT_SCHEMA = 1
 FIELDS: dict[str, type] = {
     "schema": int, "profile": str, "cell": str, "config": dict, "seed": int, "advlib_version": str,
     "git_revision": str, "torch_version": str, "device": str, "data": dict, "wall_time": dict,
@@ -107,6 +109,49 @@ def read_record(path: str | Path) -> dict:
         raise RecordError(f"{path}: unreadable record ({err})") from err
     try:
         return validate(data)
+    except RecordError as err:
+        raise RecordError(f"{path}: {err}") from err
+
+
+def seal(document: dict, kind: str) -> dict:
+    """``document`` with ``schema`` (``DOCUMENT_SCHEMA``), ``kind`` and ``digest`` set: a side file (an experiment's
+    results, an extended block, extra rows) that ``read_document`` can later check as strictly as a record."""
+    body = {**{k: v for k, v in document.items() if k != "digest"}, "schema": DOCUMENT_SCHEMA, "kind": kind}
+    return {**body, "digest": _digest(body)}
+
+
+def check_document(document: object, kind: str) -> dict:
+    """Return ``document`` if it is a sealed document of ``kind`` with a matching digest; else raise."""
+    if not isinstance(document, dict):
+        raise RecordError(f"a document must be a JSON object, got {type(document).__name__}")
+    if document.get("schema") != DOCUMENT_SCHEMA:
+        raise RecordError(f"document schema {document.get('schema')!r} is not the supported {DOCUMENT_SCHEMA}")
+    if document.get("kind") != kind:
+        raise RecordError(f"document kind {document.get('kind')!r}; expected {kind!r}")
+    if document.get("digest") != _digest(document):
+        raise RecordError("document digest does not match its content (edited or corrupt)")
+    return document
+
+
+def write_document(path: str | Path, document: dict, kind: str) -> dict:
+    """Seal ``document`` as ``kind`` and write it atomically (tmp file + rename); returns the sealed document."""
+    sealed = seal(document, kind)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(sealed, indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+    return sealed
+
+
+def read_document(path: str | Path, kind: str) -> dict:
+    """Read a sealed document of ``kind``; ``RecordError`` if it is unreadable, of another kind or edited."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise RecordError(f"{path}: unreadable document ({err})") from err
+    try:
+        return check_document(data, kind)
     except RecordError as err:
         raise RecordError(f"{path}: {err}") from err
 

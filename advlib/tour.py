@@ -13,7 +13,7 @@ import textwrap
 from pathlib import Path
 
 from advlib import claims, protocols, table
-from advlib.notebook import best_records, results_root
+from advlib.discovery import best_records, results_root
 from advlib.verdict import provenance
 
 WIDTH = 110

@@ -33,7 +33,7 @@ def test_directions_figure_has_one_row_per_field(mnist_batch):
 
 
 def test_table_heatmaps_stack_three_legible_panels_within_page_width():
-    from advlib.notebook import best_records
+    from advlib.discovery import best_records
 
     records = best_records()
     if not records:

@@ -1,0 +1,82 @@
+"""``advlib.discovery``: where the CLI, the claims and the chapters find committed result records."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from advlib import discovery, protocols
+from advlib.records import write_record
+from conftest import REPO, acc, make_record
+
+
+def write(root: Path, profile: str, cell: str) -> None:
+    rec = make_record(cell, acc(50, 50, 50, 50), profile=profile, n=8)
+    body = {**rec, "config": {}, "seed": 0, "advlib_version": "0", "git_revision": "x", "torch_version": "t",
+            "device": "cpu", "data": {}, "wall_time": {}, "traces": {}, "created": "now"}
+    write_record(root / profile / f"{cell}.json", body)
+
+
+def test_best_extended_records_skip_records_without_the_block(tmp_path):
+    assert discovery.EXTENDED_ORDER.index("medium-h100") < discovery.EXTENDED_ORDER.index("medium")
+    committed = REPO / "results" / "medium-h100" / "madry-l2.json"
+    write(tmp_path, "large", "madry-l2")  # better profile, but no extended block: skipped
+    for folder in ("medium-h100", "quick"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "madry-l2.json").write_text(committed.read_text())
+    write(tmp_path, "full", "trades-l2")  # no block anywhere: absent
+    best = discovery.best_extended_records(tmp_path)
+    assert list(best) == ["madry-l2"]
+    assert best["madry-l2"]["profile"] == "medium" and "extended" in best["madry-l2"]
+    assert discovery.best_extended_records(tmp_path / "empty") == {}
+
+
+def test_best_records_prefer_full_then_large_then_medium_then_quick(tmp_path):
+    assert discovery.RECORD_ORDER == ("full", "large", "medium", "quick")
+    write(tmp_path, "quick", "madry-linf")
+    write(tmp_path, "medium", "madry-linf")
+    write(tmp_path, "quick", "trades-l2")
+    write(tmp_path, "large", "trades-l2")
+    write(tmp_path, "medium", "trades-l2")
+    write(tmp_path, "full", "atda-mix")
+    write(tmp_path, "quick", "atda-mix")
+    write(tmp_path, "tour", "madry-l2")  # not a profile the book reads records of
+    best = discovery.best_records(tmp_path)
+    assert {c: r["profile"] for c, r in best.items()} == {"madry-linf": "medium", "trades-l2": "large",
+                                                          "atda-mix": "full"}
+    assert list(best) == [c for c in protocols.CELLS if c in best]  # in the table's cell order
+    assert discovery.best_records(tmp_path / "empty") == {}
+
+
+def test_profile_records_read_one_profile_alone_in_table_order(tmp_path):
+    assert discovery.profile_records("large", tmp_path) == {}
+    write(tmp_path, "large", "atda-mix")
+    write(tmp_path, "large", "madry-linf")
+    write(tmp_path, "medium", "trades-l2")
+    got = discovery.profile_records("large", tmp_path)
+    assert list(got) == ["madry-linf", "atda-mix"] and {r["profile"] for r in got.values()} == {"large"}
+    with pytest.raises(ValueError, match="unknown profile 'huge'"):
+        discovery.profile_records("huge", tmp_path)
+
+
+def test_results_root_follows_the_environment_then_the_checkout(monkeypatch, tmp_path):
+    monkeypatch.setenv("ADVLIB_RESULTS", str(tmp_path))
+    assert discovery.results_root() == tmp_path
+    monkeypatch.delenv("ADVLIB_RESULTS")
+    root = discovery.results_root()
+    assert root == (REPO / "results" if (REPO / "results").is_dir() else Path("results"))
+
+
+def test_multinorm_records_reads_the_multi_norm_cells_of_one_profile(tmp_path):
+    from conftest import full_record
+    for cell in ("msd-union", "madry-linf"):
+        write_record(tmp_path / "medium" / f"{cell}.json", full_record(cell, acc(40, 60, 40, 55), profile="medium"))
+    assert list(discovery.multinorm_records("medium", root=tmp_path)) == ["msd-union"]
+    assert discovery.multinorm_records("quick", root=tmp_path) == {}
+
+
+def test_profiles_used_lists_the_records_profiles():
+    recs = {"madry-l2": make_record("madry-l2", acc(1, 1, 1, 1), profile="medium"),
+            "atda-mix": make_record("atda-mix", acc(1, 1, 1, 1), profile="full"),
+            "trades-l2": make_record("trades-l2", acc(1, 1, 1, 1), profile="medium")}
+    assert discovery.profiles_used(recs) == ["full", "medium"] and discovery.profiles_used({}) == []
