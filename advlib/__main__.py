@@ -63,6 +63,14 @@ def _tour(args: argparse.Namespace) -> None:
           "      python -m advlib reproduce --profile medium   (all 12 cells on this CPU, about an hour)")
 
 
+def _check(args: argparse.Namespace) -> int:
+    from advlib import verify
+    root = Path(args.results)
+    findings = verify.verify(root)
+    print(verify.report(findings, root))
+    return 1 if verify.failed(findings) else 0
+
+
 def _smoke(args: argparse.Namespace) -> None:
     import json
     from advlib import smoke
@@ -104,21 +112,27 @@ def main(argv: list[str] | None = None) -> int:
     trip.add_argument("--out", default=str(Path("results") / "tour"), help="results folder (default results/tour)")
     trip.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
     trip.set_defaults(run=_tour)
+    chk = sub.add_parser("check", help="every committed record and side file against the code: current / stale / "
+                                       "invalid (and rows missing); exits 1 on any stale or invalid file")
+    chk.add_argument("results", nargs="?", default="results", help="results folder (default results/)")
+    chk.set_defaults(run=_check)
     smk = sub.add_parser("smoke", help="seconds-long check of every code path on one device (run first on a GPU)")
     smk.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
     smk.add_argument("--cells", default=None, help="comma-separated cells (default all 12)")
     smk.set_defaults(run=_smoke)
+    from advlib.experiments import cli as experiments_cli
+    experiments_cli.add_commands(sub)  # released-ablations, large-linf-ablations
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         if args.command == "reproduce":
             protocols.get_profile(args.profile)
             protocols.parse_cells(args.cells)
-        args.run(args)
+        code = args.run(args)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    return 0
+    return code or 0
 
 
 if __name__ == "__main__":

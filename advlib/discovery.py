@@ -68,3 +68,39 @@ def multinorm_records(profile: str, root: str | Path | None = None) -> dict[str,
 def profiles_used(records: dict[str, dict]) -> list[str]:
     """The profiles the records come from, sorted by name (empty for no records)."""
     return sorted({rec["profile"] for rec in records.values()})
+
+
+def records_by_profile(profiles: tuple[str, ...] = RECORD_ORDER[:-1],
+                       root: str | Path | None = None) -> dict[str, dict[str, dict]]:
+    """Each profile's own records (``profile_records``), for the profiles that have any, in the order given
+    (default: every profile of ``RECORD_ORDER`` but quick, whose models show the pipeline, not the science)."""
+    found = {name: profile_records(name, root) for name in profiles}
+    return {name: recs for name, recs in found.items() if recs}
+
+
+def in_run_order(records: dict[str, dict]) -> dict[str, dict]:
+    """The Table 1 records in the order ``reproduce`` runs their cells (``protocols.CELL_ORDER``); others dropped."""
+    return {c: records[c] for c in protocols.CELL_ORDER if c in records}
+
+
+def labelled_extended_records(folders: tuple[str, ...] = EXTENDED_ORDER,
+                              root: str | Path | None = None) -> dict[str, dict]:
+    """Every record with the extended block in ``folders`` (default ``EXTENDED_ORDER``), keyed ``"<cell> (<folder>)"``:
+    one cell may appear once per folder."""
+    root = Path(root) if root is not None else results_root()
+    return {f"{cell} ({folder})": rec for folder in folders if (root / folder).is_dir()
+            for cell, rec in records.load_records(root / folder).items() if "extended" in rec}
+
+
+def cell_of(key: str) -> str:
+    """The cell of a record key: ``"madry-linf"`` for ``"madry-linf"`` or ``"madry-linf (medium-h100)"``."""
+    return key.split(" ")[0]
+
+
+def select(records: dict[str, dict], *, cells: tuple[str, ...] | None = None,
+           train_norm: str | None = None) -> dict[str, dict]:
+    """The records (keyed by cell, or labelled as by ``labelled_extended_records``) of the given cells and/or
+    training norm."""
+    return {k: r for k, r in records.items()
+            if (cells is None or cell_of(k) in cells)
+            and (train_norm is None or protocols.split_cell(cell_of(k))[1] == train_norm)}

@@ -22,6 +22,7 @@ from advlib.specs import AttackSpec
 @torch.no_grad()
 def predict(model: nn.Module, x: Tensor, batch_size: int | None = None) -> Tensor:
     """Argmax predictions ``[N]``, the model frozen (eval mode) and restored, in chunks."""
+    _checks.images(x, pixels=False)
     size = batch_size or default_batch_size(x.device)
     with frozen(model):
         return torch.cat([model(x[i:i + size]).argmax(1) for i in range(0, x.shape[0], size)])
@@ -50,7 +51,7 @@ class Evaluation:
 def evaluate(model: nn.Module, x: Tensor, y: Tensor, attacks: dict[str, AttackSpec], *, seed: int = 0,
              batch_size: int | None = None, quiet: bool = True) -> Evaluation:
     """Natural accuracy and every attack in ``attacks`` (name → spec) on ``(x, y)``, each seeded by ``seed``."""
-    _checks.labels(y, _checks.images(x).shape[0])
+    _checks.labelled(model, x, y)
     result = Evaluation(correct={"Natural": predict(model, x, batch_size) == y})
     for name, spec in tqdm(attacks.items(), desc="evaluate", disable=quiet, leave=False):
         start = time.perf_counter()

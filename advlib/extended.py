@@ -6,21 +6,24 @@
 * **Diagnostics** (Carlini et al. 2019, "On Evaluating Adversarial Robustness", §5 checklist; AutoAttack's flags),
   each with its threshold: ``DIAGNOSTICS``.
 
-The block is stored under ``record["extended"]`` with its own configuration hash, so the paper's rows and their
-records stay valid when it is added, and records without it still load (their extended rows are missing).
+The block is stored in the record's side file ``<cell>.extended.json`` (``advlib.records.side_path``), keyed by the
+model and by the block's own dependencies (``extended_dependencies``), so the record itself is never rewritten;
+``advlib.records.assemble`` attaches it as ``record["extended"]``, and records without it still load (their
+extended rows are missing). Each piece (a row, a curve point, a diagnostic) is written to a progress file as soon as
+it is computed, so a run of hours that is killed resumes at the next piece (``extend(..., progress=path)``).
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
-from advlib import gradients, records, runtime
+from advlib import gradients, identity, records, runtime
 from advlib.attacks import run_attack
 from advlib.context import frozen
 from advlib.evaluation import predict
@@ -57,8 +60,29 @@ class ExtendedSpec:
                                "large_radius_accuracy": LARGE_RADIUS_ACCURACY, "monotone_slack": MONOTONE_SLACK,
                                "more_effort_drop": MORE_EFFORT_DROP, "black_box_share": BLACK_BOX_SHARE}}
 
-    def hash(self) -> str:
-        return hashlib.sha256(json.dumps(self.config(), sort_keys=True).encode()).hexdigest()[:8]
+
+#: What the block computes besides its rows (the diagnostics' thresholds are analysis, in no key).
+SETTINGS = ("pgd_steps", "so_steps", "so_samples", "radii", "so_every", "large_radii", "steps_factor", "restarts")
+#: The record's rows the block builds on (curve points reuse their masks; the diagnostics re-run their PGD).
+BASE_ROWS = ("PGD-l2", "PGD-linf", "SO-l2", "SO-linf")
+
+
+def extended_dependencies(config: dict, evaluation: dict, test_fingerprint: str, seed: int) -> dict:
+    """What an extended block depends on (besides its model): its rows' specs and settings (``config``, an
+    ``ExtendedSpec.config()`` or one stored in a block; fields at their default left out), the record's rows it
+    builds on (``BASE_ROWS`` of ``evaluation``: name → spec; a row added to a profile changes no block), the test
+    examples and the seed."""
+    settings = identity.without_defaults({k: config[k] for k in SETTINGS}, ExtendedSpec)
+    return {"rows": {k: identity.spec_config(v) for k, v in config["rows"].items()}, **settings,
+            "base": {k: identity.spec_config(evaluation[k]) for k in BASE_ROWS}, "data": test_fingerprint,
+            "seed": seed, "version": identity.ATTACK_VERSION}
+
+
+def expected_identity(profile: Profile, record: dict) -> dict:
+    """The identity (``key``, ``depends``) the extended block of ``record`` has under ``profile``'s code now."""
+    deps = extended_dependencies(extended_spec(profile).config(), profile.config()["evaluation"],
+                                 record["data"]["test"]["fingerprint"], profile.seed)
+    return {"key": identity.key(deps), "depends": deps}
 
 
 def extended_spec(profile: Profile) -> ExtendedSpec:
@@ -84,23 +108,73 @@ def _correct(model: nn.Module, x: Tensor, y: Tensor, spec: AttackSpec, seed: int
     return predict(model, run_attack(spec, model, x, y, generator=generator)) == y
 
 
-def strong_rows(model: nn.Module, x: Tensor, y: Tensor, spec: ExtendedSpec, seed: int
+#: ``memo(name, compute)``: a piece of the block, computed by ``compute()`` unless a progress file already holds it.
+Memo = Callable[[str, Callable[[], object]], object]
+
+
+def _fresh(name: str, compute: Callable[[], object]) -> object:
+    return compute()
+
+
+class Progress:
+    """The pieces of one extended block computed so far, in a sealed file (kind "extended-progress") rewritten
+    after each piece: ``memo`` returns a stored piece or computes and stores it. The file belongs to one model and
+    one block identity; a file of another is ignored and replaced."""
+
+    KIND = "extended-progress"
+
+    def __init__(self, path: Path, model: str, block: str, n: int, device: torch.device) -> None:
+        self.path, self.n, self.device = path, n, device
+        self.doc = {"model": model, "block": block, "pieces": {}}
+        if path.is_file():
+            try:
+                found = records.read_document(path, self.KIND)
+            except records.RecordError:
+                found = None
+            if found is not None and (found["model"], found["block"]) == (model, block):
+                self.doc["pieces"] = found["pieces"]
+
+    def _encode(self, value: object) -> object:
+        if isinstance(value, Tensor):
+            return {"mask": records.pack_mask(value)}
+        if isinstance(value, dict):
+            return {"masks": {k: records.pack_mask(v) for k, v in value.items()}}
+        return {"value": value}
+
+    def _decode(self, stored: dict) -> object:
+        if "mask" in stored:
+            return records.unpack_mask(stored["mask"], self.n).to(self.device)
+        if "masks" in stored:
+            return {k: records.unpack_mask(v, self.n).to(self.device) for k, v in stored["masks"].items()}
+        return stored["value"]
+
+    def memo(self, name: str, compute: Callable[[], object]) -> object:
+        if name in self.doc["pieces"]:
+            return self._decode(self.doc["pieces"][name])
+        value = compute()
+        self.doc["pieces"][name] = self._encode(value)
+        records.write_document(self.path, self.doc, self.KIND)
+        return value
+
+
+def strong_rows(model: nn.Module, x: Tensor, y: Tensor, spec: ExtendedSpec, seed: int, memo: Memo = _fresh
                 ) -> tuple[dict[str, Tensor], dict[str, dict[str, Tensor]], dict[str, float]]:
-    """Per row: correctness masks; for AutoAttack rows also the mask after each attack of its cascade; seconds."""
+    """Per row: correctness masks; for AutoAttack rows also the mask after each attack of its cascade; seconds
+    (0 for a row a progress file already held)."""
     masks, cascades, seconds = {}, {}, {}
     for name, row in spec.rows.items():
         start = time.perf_counter()
         if isinstance(row, AutoAttackSpec):
-            cascades[name] = autoattack(model, x, y, row, seed=seed)
+            cascades[name] = memo(name, lambda row=row: autoattack(model, x, y, row, seed=seed))
             masks[name] = cascades[name][row.attacks[-1]]
         else:
-            masks[name] = _correct(model, x, y, row, seed)
+            masks[name] = memo(name, lambda row=row: _correct(model, x, y, row, seed))
         seconds[name] = time.perf_counter() - start
     return masks, cascades, seconds
 
 
-def curves(model: nn.Module, x: Tensor, y: Tensor, spec: ExtendedSpec, known: dict[str, Tensor], seed: int
-           ) -> dict[str, dict[str, list[float]]]:
+def curves(model: nn.Module, x: Tensor, y: Tensor, spec: ExtendedSpec, known: dict[str, Tensor], seed: int,
+           memo: Memo = _fresh) -> dict[str, dict[str, list[float]]]:
     """Accuracy against ε: "PGD-<norm>" at every radius, "SO-<norm>" at every ``so_every``-th; a point whose spec
     equals a row already computed (``known``: name → (spec, mask)) reuses that row's mask."""
     out = {}
@@ -111,7 +185,9 @@ def curves(model: nn.Module, x: Tensor, y: Tensor, spec: ExtendedSpec, known: di
                 attack = (AttackSpec.pgd(norm, steps=spec.pgd_steps, eps=eps) if kind == "PGD" else
                           AttackSpec.so(norm, steps=spec.so_steps, samples=spec.so_samples, eps=eps))
                 mask = next((m for s, m in known.values() if s == attack), None)
-                accuracy.append(float((mask if mask is not None else _correct(model, x, y, attack, seed)).float().mean()))
+                if mask is None:
+                    mask = memo(f"curve {kind}-{norm} {eps:g}", lambda attack=attack: _correct(model, x, y, attack, seed))
+                accuracy.append(float(mask.float().mean()))
             out[f"{kind}-{norm}"] = {"eps": list(chosen), "accuracy": accuracy}
     return out
 
@@ -121,17 +197,34 @@ def _flag(value: float, threshold: float, above: bool, n: int, what: str) -> dic
             "n": n, "what": what}
 
 
-def diagnose(model: nn.Module, x: Tensor, y: Tensor, spec: ExtendedSpec, base: dict[str, AttackSpec],
-             masks: dict[str, Tensor], cascades: dict[str, dict[str, Tensor]], curve: dict, seed: int) -> dict:
-    """The gradient-masking checklist, each entry ``{value, threshold, flag, n, what}`` (flag True = suspicious)."""
-    n = x.shape[0]
+def _zero_gradient_share(model: nn.Module, x: Tensor, y: Tensor) -> float:
     with frozen(model):
         g = torch.cat([gradients.input_gradient(model, x[i:i + 1000], y[i:i + 1000], "ce")[0].flatten(1).norm(dim=1)
-                       for i in range(0, n, 1000)])
-    out = {"zero gradient": _flag(float((g < ZERO_GRADIENT).float().mean()), ZERO_GRADIENT_SHARE, True, n,
+                       for i in range(0, x.shape[0], 1000)])
+    return float((g < ZERO_GRADIENT).float().mean())
+
+
+def _so_without_noise_gap(model: nn.Module, x: Tensor, y: Tensor, spec: ExtendedSpec, pgd: AttackSpec,
+                          seed: int) -> float:
+    so = AttackSpec.so(pgd.norm, steps=spec.so_steps, samples=1, sigma=0.0)
+    plain = replace(pgd, steps=so.steps, step_size=so.step_size, random_start=False)
+    generator = torch.Generator(device=x.device).manual_seed(seed)
+    a = run_attack(so, model, x, y, generator=generator)
+    b = run_attack(plain, model, x, y, generator=generator)
+    return float((a - b).abs().max())
+
+
+def diagnose(model: nn.Module, x: Tensor, y: Tensor, spec: ExtendedSpec, base: dict[str, AttackSpec],
+             masks: dict[str, Tensor], cascades: dict[str, dict[str, Tensor]], curve: dict, seed: int,
+             memo: Memo = _fresh) -> dict:
+    """The gradient-masking checklist, each entry ``{value, threshold, flag, n, what}`` (flag True = suspicious)."""
+    n = x.shape[0]
+    share = memo("zero gradient", lambda: _zero_gradient_share(model, x, y))
+    out = {"zero gradient": _flag(share, ZERO_GRADIENT_SHARE, True, n,
                                   f"share of test points with ‖∇ₓL‖₂ < {ZERO_GRADIENT:g} at the clean image")}
     for norm, eps in LARGE_RADII.items():
-        acc = float(_correct(model, x, y, AttackSpec.pgd(norm, steps=spec.pgd_steps, eps=eps), seed).float().mean())
+        attack = AttackSpec.pgd(norm, steps=spec.pgd_steps, eps=eps)
+        acc = float(memo(f"large radius {norm}", lambda attack=attack: _correct(model, x, y, attack, seed)).float().mean())
         out[f"large radius {norm}"] = _flag(acc, LARGE_RADIUS_ACCURACY, True, n,
                                             f"PGD accuracy at {norm} ε = {eps:g} (should be ~0)")
     rises = max((b - a for c in curve.values() for a, b in zip(c["accuracy"], c["accuracy"][1:])), default=0.0)
@@ -139,13 +232,14 @@ def diagnose(model: nn.Module, x: Tensor, y: Tensor, spec: ExtendedSpec, base: d
     for norm in ("l2", "linf"):
         pgd = base[f"PGD-{norm}"]
         before = masks[f"PGD-{norm}"]
-        longer = _correct(model, x, y, replace(pgd, steps=pgd.steps * STEPS_FACTOR), seed)
+        longer = memo(f"{STEPS_FACTOR}x steps {norm}",
+                      lambda pgd=pgd: _correct(model, x, y, replace(pgd, steps=pgd.steps * STEPS_FACTOR), seed))
         out[f"{STEPS_FACTOR}x steps {norm}"] = _flag(float((before.float().mean() - longer.float().mean())),
                                                       MORE_EFFORT_DROP, True, n,
                                                       f"PGD accuracy drop with {STEPS_FACTOR}× the steps")
         worst = before.clone()
         for r in range(1, RESTARTS):
-            worst &= _correct(model, x, y, pgd, seed + r)
+            worst &= memo(f"restart {r} {norm}", lambda pgd=pgd, r=r: _correct(model, x, y, pgd, seed + r))
         out[f"{RESTARTS} restarts {norm}"] = _flag(float(before.float().mean() - worst.float().mean()),
                                                    MORE_EFFORT_DROP, True, n,
                                                    f"PGD accuracy drop, worst of {RESTARTS} random starts")
@@ -157,12 +251,8 @@ def diagnose(model: nn.Module, x: Tensor, y: Tensor, spec: ExtendedSpec, base: d
             share = float((white & ~cascade["square"]).float().sum() / white.float().sum().clamp(min=1))
             out[f"black box {norm}"] = _flag(share, BLACK_BOX_SHARE, True, int(white.sum()),
                                              "share of white-box-robust points that Square breaks")
-        so = AttackSpec.so(norm, steps=spec.so_steps, samples=1, sigma=0.0)
-        plain = replace(base[f"PGD-{norm}"], steps=so.steps, step_size=so.step_size, random_start=False)
-        generator = torch.Generator(device=x.device).manual_seed(seed)
-        a = run_attack(so, model, x, y, generator=generator)
-        b = run_attack(plain, model, x, y, generator=generator)
-        out[f"S-O σ=0 = PGD {norm}"] = _flag(float((a - b).abs().max()), 0.0, True, n,
+        gap = memo(f"S-O σ=0 = PGD {norm}", lambda pgd=pgd: _so_without_noise_gap(model, x, y, spec, pgd, seed))
+        out[f"S-O σ=0 = PGD {norm}"] = _flag(gap, 0.0, True, n,
                                              "largest pixel difference between S-O with σ = 0 and PGD without a "
                                              "random start")
     return out
@@ -213,27 +303,32 @@ def strengthened(record: dict) -> dict:
             "norm_agnostic": derived_rows(record)["Union"].float().mean().item()}
 
 
-def extend(model: nn.Module, x: Tensor, y: Tensor, profile: Profile, record: dict, revision: str) -> dict:
+def extend(model: nn.Module, x: Tensor, y: Tensor, profile: Profile, record: dict, revision: str,
+           progress: Path | None = None) -> dict:
     """``record`` with its extended block computed on ``model`` (the model that made it: its clean predictions must
-    reproduce the record's "Natural" mask, else ``ValueError``)."""
+    reproduce the record's "Natural" mask, else ``ValueError``) under ``record["extended"]``. ``progress``: a file
+    that keeps each piece as it is computed (``Progress``), so that a killed run resumes at the next piece."""
     n = record["n_test"]
     natural = predict(model, x) == y
     if not torch.equal(natural.cpu(), records.unpack_mask(record["masks"]["Natural"], n)):
         raise ValueError(f"{record['profile']}/{record['cell']}: this model's clean predictions differ from the "
                          "record's; it is not the model the record was made with")
     spec, seed, start = extended_spec(profile), profile.seed, time.perf_counter()
-    masks, cascades, seconds = strong_rows(model, x, y, spec, seed)
+    block_identity = expected_identity(profile, record)
+    memo = (Progress(progress, records.model_key(record), block_identity["key"], n, x.device).memo
+            if progress is not None else _fresh)
+    masks, cascades, seconds = strong_rows(model, x, y, spec, seed, memo)
     base_masks = {k: records.unpack_mask(v, n).to(x.device) for k, v in record["masks"].items()}
     known = {**{k: (profile.evaluation[k], base_masks[k]) for k in profile.evaluation},
              **{k: (v, masks[k]) for k, v in spec.rows.items() if isinstance(v, AttackSpec)}}
     t = time.perf_counter()
-    curve = curves(model, x, y, spec, known, seed)
+    curve = curves(model, x, y, spec, known, seed, memo)
     seconds["curves"] = time.perf_counter() - t
     t = time.perf_counter()
-    diagnostics = diagnose(model, x, y, spec, profile.evaluation, {**base_masks, **masks}, cascades, curve, seed)
+    diagnostics = diagnose(model, x, y, spec, profile.evaluation, {**base_masks, **masks}, cascades, curve, seed, memo)
     seconds["diagnostics"] = time.perf_counter() - t
     block = {
-        "config": {**spec.config(), "hash": spec.hash()},
+        "config": spec.config(), "identity": block_identity,
         "accuracy": {k: float(v.float().mean()) for k, v in masks.items()},
         "masks": {k: records.pack_mask(v) for k, v in masks.items()},
         "cascades": {k: {a: float(m.float().mean()) for a, m in c.items()} for k, c in cascades.items()},
@@ -245,6 +340,14 @@ def extend(model: nn.Module, x: Tensor, y: Tensor, profile: Profile, record: dic
     return {**record, "extended": block}
 
 
+def side_document(record: dict) -> dict:
+    """The side file (``advlib.records.side_path(path, "extended")``) holding ``record``'s extended block."""
+    return {"model": records.model_key(record), "profile": record["profile"], "cell": record["cell"],
+            **record["extended"]}
+
+
 def current(record: dict, profile: Profile) -> bool:
-    """Whether ``record`` carries the extended block of ``profile``'s current extended configuration."""
-    return record.get("extended", {}).get("config", {}).get("hash") == extended_spec(profile).hash()
+    """Whether ``record`` (assembled with its side files) carries the extended block that ``profile``'s code computes
+    now (same identity key: same model, rows, settings, test data and seed)."""
+    found = record.get("extended", {}).get("identity", {}).get("key")
+    return found is not None and found == expected_identity(profile, record)["key"]

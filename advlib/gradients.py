@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from advlib import _checks
+
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
 
@@ -15,18 +17,23 @@ def per_example_loss(logits: Tensor, target: Tensor, loss: str | LossFn = "ce") 
     """Loss per example, ``[N]``: cross-entropy, Madry's CW margin loss, or a callable ``(logits, target)``."""
     if callable(loss):
         return loss(logits, target)
-    if loss == "ce":
-        return F.cross_entropy(logits, target, reduction="none")
-    if loss == "cw":  # -relu(z_y - max_{j≠y} z_j + 50)  (mnist_challenge pgd_attack.py:L25-39)
+    if loss not in ("ce", "cw"):
+        raise ValueError(f"unknown loss {loss!r}; valid choices: 'ce', 'cw' or a callable")
+    try:
+        if loss == "ce":
+            return F.cross_entropy(logits, target, reduction="none")
+        # -relu(z_y - max_{j≠y} z_j + 50)  (mnist_challenge pgd_attack.py:L25-39)
         correct = logits.gather(1, target[:, None]).squeeze(1)
         wrong = logits.masked_fill(F.one_hot(target, logits.shape[1]).bool(), float("-inf")).amax(1)
         return -F.relu(correct - wrong + 50.0)
-    raise ValueError(f"unknown loss {loss!r}; valid choices: 'ce', 'cw' or a callable")
+    except (IndexError, RuntimeError):  # bad labels are diagnosed only on failure: no host read-back per step
+        _checks.labels(target, logits.shape[0], "target", classes=logits.shape[1])
+        raise
 
 
 def input_gradient(model: nn.Module, x: Tensor, target: Tensor, loss: str | LossFn = "ce") -> tuple[Tensor, Tensor]:
-    """∇ₓ of each example's own loss (not the batch mean), and the losses ``[N]``."""
-    x = x.detach().requires_grad_(True)
+    """∇ₓ of each example's own loss (not the batch mean), and the losses ``[N]``; x: ``[N,C,H,W]``."""
+    x = _checks.images(x, pixels=False).detach().requires_grad_(True)
     with torch.enable_grad():
         values = per_example_loss(model(x), target, loss)
         (grad,) = torch.autograd.grad(values.sum(), x)
@@ -41,6 +48,7 @@ def smoothed_gradient(
 
     The noisy points are not clipped to [0,1], as in the authors' code. σ = 0 gives the plain gradient.
     """
+    _checks.images(x, pixels=False)
     if sigma == 0:
         return input_gradient(model, x, target, loss)[0]
     noisy = x.repeat(samples, *([1] * (x.ndim - 1)))

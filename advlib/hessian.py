@@ -36,7 +36,12 @@ def hvp(model: nn.Module, x: Tensor, y: Tensor, v: Tensor, *, method: str = "exa
     _checks.choice("method", method, METHODS)
     if v.shape != x.shape:
         raise ValueError(f"v has shape {tuple(v.shape)} but x has {tuple(x.shape)}; they must match")
-    _checks.labels(y, x.shape[0])
+    _checks.labelled(model, x, y, pixels=False)
+    return _hvp(model, x, y, v, method=method, xi=xi)
+
+
+def _hvp(model: nn.Module, x: Tensor, y: Tensor, v: Tensor, *, method: str, xi: float) -> Tensor:
+    """``hvp`` on inputs already checked (power iteration checks once, then calls this ``iters`` times)."""
     with frozen(model):
         if method == "finite_difference":
             xi = _checks.nonnegative("xi", xi)
@@ -74,13 +79,15 @@ def power_iteration(
     with ``method="finite_difference"`` it uses that product).
     """
     _checks.count("iters", iters, minimum=1)
+    _checks.choice("method", method, METHODS)
+    _checks.labelled(model, x, y, pixels=False)
     d = _unit(torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype))
     history = []
     for _ in range(iters):
-        hd = hvp(model, x, y, d, method=method, xi=xi)
+        hd = _hvp(model, x, y, d, method=method, xi=xi)
         history.append(_dot(d, hd))
         d = _unit(hd)
-    return Eigenpair(_dot(d, hvp(model, x, y, d, method="exact")), d, torch.stack(history))
+    return Eigenpair(_dot(d, _hvp(model, x, y, d, method="exact", xi=xi)), d, torch.stack(history))
 
 
 def cosine(a: Tensor, b: Tensor) -> Tensor:
@@ -112,7 +119,7 @@ def exact_hessians(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
     is independent of ``hvp``; use float64 models and inputs for reference checks. The vectorisation cannot
     run a model in channels_last memory format: convert it with ``model.to(memory_format=torch.contiguous_format)``.
     """
-    _checks.labels(y, x.shape[0])
+    _checks.labelled(model, x, y, pixels=False)
 
     def loss_of(xi: Tensor, yi: Tensor) -> Tensor:
         return nn.functional.cross_entropy(model(xi.view(1, *x.shape[1:])), yi.view(1))
@@ -129,7 +136,7 @@ def gauss_newton(model: nn.Module, x: Tensor) -> Tensor:
     networks (ReLU, max pooling — Madry's CNN) wherever they are differentiable: positive semi-definite, rank
     ≤ K − 1, and the same for every label y. Costs K backward passes instead of D.
     """
-    x = x.detach().requires_grad_(True)
+    x = _checks.images(x, pixels=False).detach().requires_grad_(True)
     with frozen(model), torch.enable_grad():
         logits = model(x)
         last = logits.shape[1] - 1

@@ -3,9 +3,11 @@
 Sources are in docs/protocols.md (section numbers below). "REPRO CHOICE" marks a value the
 paper does not state; the book lists all of them (``REPRO_CHOICES``).
 
-Profiles: ``quick`` (CPU, ≤ 10 min for all 12 cells), ``medium`` (CPU, about an hour, genuinely robust
-models), ``large`` (CPU, all 60k images, ~40 min a cell: models robust in their own norm), ``tour`` (medium's training for the first run's two cells, 500 test images), ``full`` (one GPU, the paper's attacks on the whole test set, ≤ 25 min target), ``paper`` (the
-anchors' original training lengths).
+Profiles: ``quick`` (CPU smoke scale), ``medium`` (CPU, 10k training images), ``large`` (CPU, all 60k images: models
+robust in their own norm), ``tour`` (medium's training for the first run's two cells, 500 test images), ``full``
+(one GPU, the paper's attacks on the whole test set), ``paper`` (the anchors' original training lengths). What each
+costs is measured in its records (``wall_time``). A profile's prose (``description``, ``notes``) is in no record's
+identity (``advlib.identity``): editing it never makes a result stale.
 """
 from __future__ import annotations
 
@@ -96,6 +98,7 @@ def _defenses(epochs: int, batch: int, hold: float, ramp: float, ens_epochs: int
         "trades": base,
         "ensemble": replace(base, epochs=ens_epochs or epochs, static_models=STATIC_MODELS),
         "atda": base,
+        **{defense: base for defense in MULTI_NORM},  # REPRO CHOICE "multi-norm training settings"
     }
 
 
@@ -153,16 +156,17 @@ FULL = Profile(
 
 LARGE = Profile(
     name="large",
-    description="2-core CPU, about 40 minutes a cell: all 60k training images, 5 epochs of PGD-10 training at batch "
-                "128, 1k test images, PGD-40 and S-O with the authors' settings (40 steps × 20 draws).",
+    description="2-core CPU, about an hour a cell on idle cores (the records' wall_time): all 60k training images, 5 "
+                "epochs of PGD-10 training at batch 128, 1k test images, PGD-40 and S-O with the authors' settings "
+                "(40 steps × 20 draws).",
     n_train=None, n_test=1_000, seed=0,
     train_attack=_training(10),
     defenses=_defenses(epochs=5, batch=128, hold=0.02, ramp=0.2, ens_epochs=6),
     static=TrainSpec(epochs=2, batch_size=128),
     evaluation=_evaluation(pgd_steps=STEPS, so_steps=STEPS, samples=SAMPLES),
     notes=_SHORT + ("REPRO CHOICE: 5 epochs (ensemble 6) of PGD-10 training (step 2.5·ε/10) at batch 128 on all 60k "
-                    "images: 346 s per epoch on 2 cores (batch 128 was the fastest per example of 50/128/256), so "
-                    "a cell with its evaluation fits in about 40 minutes; fp32 training.",),
+                    "images (batch 128 was the fastest per example of 50/128/256 on 2 cores); fp32 training. The "
+                    "records' wall_time gives the cost: about an hour a cell on two idle cores.",),
 )
 
 PAPER = replace(
@@ -177,6 +181,7 @@ PAPER = replace(
                             lr_milestones=(55, 75, 90), checkpoint_every=2000),
         "ensemble": TrainSpec(epochs=12, batch_size=64, static_models=STATIC_MODELS, checkpoint_every=2000),
         "atda": TrainSpec(epochs=50, batch_size=32, checkpoint_every=2000),
+        **{defense: TrainSpec(epochs=84, batch_size=50, lr=1e-4, checkpoint_every=2000) for defense in MULTI_NORM},
     },
     static=TrainSpec(epochs=6, batch_size=64),
     init="tf",
@@ -215,9 +220,9 @@ REPRO_CHOICES = {
                            "training PGD uses 5 steps in quick and medium, 10 in large, 40 in full and paper.",
     "robust accuracy": "accuracy on x_adv of every test example (clean mistakes are attacked too); the "
                        "norm-agnostic accuracy is the fraction correct on the clean image and under every attack.",
-    "multi-norm training settings": "the max/avg/msd-union cells (beyond Table 1) add nothing to a profile: they use "
-                                    "its ℓ2 and ℓ∞ training attacks and Madry's TrainSpec (schedule, batch, ε warm-up "
-                                    "for both norms), so the profiles' configuration hashes are unchanged.",
+    "multi-norm training settings": "the max/avg/msd-union cells (beyond Table 1) train with the profile's ℓ2 and ℓ∞ "
+                                    "training attacks and the same schedule, batch and ε warm-up (for both norms) as "
+                                    "Madry's cells, so that they compare with them directly.",
     "MAX/AVG attacks": "each norm's example is the profile's training PGD in that norm, with its uniform random start "
                        "(Tramèr's config.json also starts at random); MAX keeps per example the higher-CE one (argmax, "
                        "ties to ℓ2), AVG trains on both as one batch (Tramèr & Boneh 2019, MultiRobustness train.py).",
@@ -254,7 +259,5 @@ def split_cell(cell: str) -> tuple[str, str]:
 
 
 def train_spec(profile: Profile, defense: str) -> TrainSpec:
-    """How ``defense`` trains under ``profile``: its own ``TrainSpec``, except the multi-norm defenses (``MULTI_NORM``),
-    which train with Madry's (REPRO CHOICE "multi-norm training settings": profiles have no entry for them)."""
-    _checks.choice("defense", defense, tuple(profile.defenses) + MULTI_NORM)
-    return profile.defenses["madry" if defense in MULTI_NORM else defense]
+    """How ``defense`` trains under ``profile`` (unknown defenses raise ``ValueError`` listing the profile's)."""
+    return profile.defenses[_checks.choice("defense", defense, profile.defenses)]

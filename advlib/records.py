@@ -1,7 +1,12 @@
-"""Result records: one JSON file per Table 1 cell, written atomically, validated and digest-checked on read.
+"""Result records: one JSON file per evaluated model (``<cell>.json``), written atomically, validated and
+digest-checked on read, and its sealed side files.
 
-A record that is truncated, fails the schema, or whose digest does not match its content is reported
-invalid and is recomputed by ``reproduce``, never used.
+A record that is truncated, fails the schema, or whose digest does not match its content is reported invalid and
+is recomputed by ``reproduce``, never used. A record is written once, when its model is evaluated; what is added to
+that model later goes into side files beside it, keyed by the model's identity key (``advlib.identity``):
+``<cell>.extended.json`` (the extended evaluation, ``advlib.extended``) and ``<cell>.rows.json`` (evaluation rows a
+profile gained after the record was made). ``load_records`` and ``assemble`` attach the side files that belong to
+the record's model, so readers see one record.
 """
 from __future__ import annotations
 
@@ -16,11 +21,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-SCHEMA = 1
+#: 2: records carry ``identity`` (``advlib.identity``: keys from what the model and each row depend on), no prose
+#: in ``config``, portable data paths, and their extended block in a side file (``advlib.migrations`` moved 1 → 2).
+SCHEMA = 2
 #: Schema of sealed side files (``seal``): experiments' results, extended blocks, rows added to a model later.
 DOCUMENT_SCHEMA = 1
 FIELDS: dict[str, type] = {
-    "schema": int, "profile": str, "cell": str, "config": dict, "seed": int, "advlib_version": str,
+    "schema": int, "profile": str, "cell": str, "config": dict, "identity": dict, "seed": int, "advlib_version": str,
     "git_revision": str, "torch_version": str, "device": str, "data": dict, "wall_time": dict,
     "accuracy": dict, "norm_agnostic": float, "n_test": int, "masks": dict, "traces": dict,
     "training": list, "created": str, "digest": str,
@@ -82,6 +89,9 @@ def validate(record: object) -> dict:
         raise RecordError(f"record schema {record['schema']} is not the supported schema {SCHEMA}")
     if record["digest"] != _digest(record):
         raise RecordError("record digest does not match its content (edited or corrupt)")
+    if not isinstance(record["identity"].get("model", {}).get("key"), str) or not isinstance(
+            record["identity"].get("rows"), dict):
+        raise RecordError("record identity lacks its model key or its rows (advlib.identity.record_identity)")
     for name, value in {**record["accuracy"], "norm_agnostic": record["norm_agnostic"]}.items():
         if not isinstance(value, (int, float)) or not 0 <= value <= 1:
             raise RecordError(f"accuracy {name!r} = {value!r} is not a fraction in [0,1]")
@@ -89,7 +99,13 @@ def validate(record: object) -> dict:
 
 
 def write_record(path: str | Path, record: dict) -> dict:
-    """Add the schema version and digest, validate, and write atomically (tmp file + rename)."""
+    """Add the schema version and digest, validate, and write atomically (tmp file + rename). An ``extended`` block
+    in ``record`` goes to its side file (``side_path``); an assembled record (with ``added_rows`` merged from its
+    rows side file) is refused, so that added rows never enter the record itself."""
+    if "added_rows" in record:
+        raise RecordError("an assembled record (rows merged from its side file) cannot be written back as a record")
+    block = record.get("extended")
+    record = {k: v for k, v in record.items() if k != "extended"}
     record = {**record, "schema": SCHEMA}
     record["digest"] = _digest(record)
     validate(record)
@@ -98,6 +114,10 @@ def write_record(path: str | Path, record: dict) -> dict:
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
     os.replace(tmp, path)
+    if block is not None:
+        side = {"model": model_key(record), "profile": record["profile"], "cell": record["cell"], **block}
+        write_document(side_path(path, "extended"), side, "extended")
+        return {**record, "extended": block}
     return record
 
 
@@ -156,15 +176,75 @@ def read_document(path: str | Path, kind: str) -> dict:
         raise RecordError(f"{path}: {err}") from err
 
 
+#: Side files of a record, by kind: ``<cell>.<kind>.json``.
+SIDE_KINDS = ("extended", "rows")
+
+
+def side_path(record_path: str | Path, kind: str) -> Path:
+    """Where the side file of ``kind`` (``SIDE_KINDS``) of the record at ``record_path`` lives."""
+    path = Path(record_path)
+    return path.with_name(f"{path.stem}.{kind}.json")
+
+
+def is_record_path(path: Path) -> bool:
+    """Whether ``path`` names a record (``<cell>.json``) rather than a side file (``<cell>.<kind>.json``)."""
+    return path.suffix == ".json" and "." not in path.stem
+
+
+def model_key(record: dict) -> str:
+    """The identity key of the model a record (or side file) belongs to."""
+    return record["identity"]["model"]["key"]
+
+
+def read_side(record_path: str | Path, kind: str, record: dict) -> dict | None:
+    """The side file of ``kind`` that belongs to ``record``'s model, or None (absent; another model's or invalid:
+    warned)."""
+    path = side_path(record_path, kind)
+    if not path.is_file():
+        return None
+    try:
+        side = read_document(path, kind)
+    except RecordError as err:
+        warnings.warn(f"skipping invalid side file: {err}", stacklevel=3)
+        return None
+    if side.get("model") != model_key(record):
+        warnings.warn(f"skipping {path}: it belongs to another model ({side.get('model')}) than {record_path} "
+                      f"({model_key(record)})", stacklevel=3)
+        return None
+    return side
+
+
+#: Fields of a side file that are the file's own, not the block it carries.
+SIDE_FIELDS = ("schema", "kind", "digest", "model", "profile", "cell")
+
+
+def assemble(record_path: str | Path) -> dict:
+    """The record at ``record_path`` with its side files attached: ``record["extended"]`` (the extended block) and
+    the added rows merged into ``accuracy`` and ``masks`` (their provenance under ``record["added_rows"]``).
+    ``RecordError`` if the record itself is invalid."""
+    record = read_record(record_path)
+    extended = read_side(record_path, "extended", record)
+    if extended is not None:
+        record["extended"] = {k: v for k, v in extended.items() if k not in SIDE_FIELDS}
+    rows = read_side(record_path, "rows", record)
+    if rows is not None:
+        added = {k: v for k, v in rows["rows"].items() if k not in record["accuracy"]}
+        record["accuracy"] = {**record["accuracy"], **{k: v["accuracy"] for k, v in added.items()}}
+        record["masks"] = {**record["masks"], **{k: v["mask"] for k, v in added.items()}}
+        record["added_rows"] = {k: {f: x for f, x in v.items() if f != "mask"} for k, v in added.items()}
+    return record
+
+
 def load_records(folder: str | Path) -> dict[str, dict]:
-    """All valid records in ``folder`` keyed by cell; invalid ones are skipped with a warning."""
+    """All valid records in ``folder`` keyed by cell, each with its side files (``assemble``); invalid ones are
+    skipped with a warning."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ValueError(f"no results folder {folder}; run `python -m advlib reproduce --profile P --out {folder}`")
     out = {}
-    for path in sorted(folder.glob("*.json")):
+    for path in sorted(p for p in folder.glob("*.json") if is_record_path(p)):
         try:
-            record = read_record(path)
+            record = assemble(path)
         except RecordError as err:
             warnings.warn(f"skipping invalid record: {err}", stacklevel=2)
             continue

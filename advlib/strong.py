@@ -92,7 +92,7 @@ def autoattack(model: nn.Module, x: Tensor, y: Tensor, spec: AutoAttackSpec, *, 
     it, so the last entry is AutoAttack's robust accuracy and each entry shows what that attack added. Every
     adversarial point is re-checked here to lie in the ε-ball and [0,1].
     """
-    _checks.labels(y, _checks.images(x).shape[0])
+    _checks.labelled(model, x, y)
     logging.getLogger("auto-attack").setLevel(logging.WARNING)
     size = batch_size or default_batch_size(x.device)
     out: dict[str, Tensor] = {}

@@ -1,6 +1,7 @@
 """Table 1 as pandas frames: ours from result records, the paper's (shipped as package data), and Δ; and the rows
 beyond the paper (``advlib.extended``: AutoAttack, ℓ2 ε = 2, per-example worst cases) for every cell, the
-multi-norm cells included. Table 1's functions ignore records of cells outside it (``table1``)."""
+multi-norm cells included. Table 1's functions ignore records of cells outside it (``table1``). Also the frames the
+book shows about the runs behind the records: their settings, training, wall time and cost."""
 from __future__ import annotations
 
 from importlib import resources
@@ -10,6 +11,7 @@ import pandas as pd
 from advlib import extended
 from advlib import records as records_io
 from advlib.protocols import CELLS, DEFENSES, NORM_LABELS, ROWS, TRAIN_NORMS, split_cell
+from advlib.verdict import device_label, label
 
 LABELS = {"Natural": "Natural", "PGD-l2": "PGD (ℓ2)", "PGD-linf": "PGD (ℓ∞)", "SO-l2": "S-O (ℓ2)",
           "SO-linf": "S-O (ℓ∞)"}
@@ -120,10 +122,10 @@ def union_summary(records: dict[str, dict]) -> pd.DataFrame:
     rows = []
     for cell, rec in records.items():
         rows_of = extended.row_accuracies(rec)
-        share = lambda name: 100 * rows_of.get(name, float("nan"))
         rows.append({"cell": cell, "profile": rec["profile"], "n_test": rec["n_test"],
                      "natural": 100 * rec["accuracy"]["Natural"], "PGD ∪ S-O": 100 * rec["norm_agnostic"],
-                     "all attacks": share("Union"), "all attacks, ℓ2 ε=2": share("Union@2")})
+                     "all attacks": 100 * rows_of.get("Union", float("nan")),
+                     "all attacks, ℓ2 ε=2": 100 * rows_of.get("Union@2", float("nan"))})
     return pd.DataFrame(rows).set_index("cell")
 
 
@@ -159,3 +161,171 @@ def multinorm_literature() -> pd.DataFrame:
     attack, ℓ∞ ε = 0.3, ℓ2 ε = 1.5, ℓ1 ε = 12; "all attacks" is the per-example worst case over all three norms."""
     with resources.files("advlib").joinpath("resources/multinorm_literature.csv").open() as f:
         return pd.read_csv(f).set_index("method")
+
+
+def at_a_glance(records: dict[str, dict], decimals: int = 1) -> pd.DataFrame:
+    """One row per record (index cell): profile, n_test, the paper's five rows and the norm-agnostic accuracy, in
+    percent rounded to ``decimals``; the columns exist even without records."""
+    columns = ["profile", "n_test", *LABELS.values(), "norm-agnostic"]
+    rows = [{"cell": cell, "profile": rec["profile"], "n_test": rec["n_test"],
+             **{LABELS[k]: round(100 * v, decimals) for k, v in rec["accuracy"].items() if k in LABELS},
+             "norm-agnostic": round(100 * rec["norm_agnostic"], decimals)} for cell, rec in records.items()]
+    return pd.DataFrame(rows, columns=["cell", *columns]).set_index("cell")
+
+
+def own_norm_vs_paper(records: dict[str, dict], decimals: int = 1) -> pd.DataFrame:
+    """Per ℓ2- or ℓ∞-trained Table 1 cell: profile, n_test, and its own-norm PGD and natural accuracy (%), ours and
+    the paper's, rounded to ``decimals``: how close our models come to the paper's where they were trained."""
+    paper = paper_table()
+    rows = {}
+    for cell, rec in table1(records).items():
+        defense, norm = split_cell(cell)
+        if norm == "mix":
+            continue
+        rows[cell] = {"profile": rec["profile"], "n_test": rec["n_test"],
+                      "own-norm PGD, ours (%)": round(100 * rec["accuracy"][f"PGD-{norm}"], decimals),
+                      "own-norm PGD, paper (%)": round(float(paper.loc[f"PGD-{norm}", (defense, norm)]), decimals),
+                      "natural, ours (%)": round(100 * rec["accuracy"]["Natural"], decimals),
+                      "natural, paper (%)": round(float(paper.loc["Natural", (defense, norm)]), decimals)}
+    return pd.DataFrame(rows).T
+
+
+def delta_by_attack(records: dict[str, dict]) -> pd.DataFrame:
+    """Per attack row (index, the paper's order): mean, min and max of Δ = ours − paper over the recorded cells (points),
+    and their count."""
+    return comparison(records).groupby("attack", sort=False)["delta"].agg(["mean", "min", "max", "count"])
+
+
+def paper_bound() -> pd.Series:
+    """The paper's norm-agnostic upper bound per column (percent): the smallest of its five numbers there."""
+    return paper_table().min()
+
+
+def norm_agnostic_vs_paper(records: dict[str, dict]) -> pd.DataFrame:
+    """Per Table 1 column: our norm-agnostic accuracy (%; NaN where unrecorded), the paper's upper bound
+    (``paper_bound``) and the profile of our record ("—" where none)."""
+    frame = pd.DataFrame({"ours (%)": norm_agnostic(records), "paper, upper bound (%)": paper_bound()})
+    frame["profile"] = [records[f"{d}-{n}"]["profile"] if f"{d}-{n}" in records else "—" for d, n in frame.index]
+    return frame
+
+
+def norm_agnostic_sources(records: dict[str, dict]) -> pd.DataFrame:
+    """Long frame (cell, source, accuracy %) of our norm-agnostic accuracy per recorded Table 1 cell, the source naming
+    every record's profile and n_test, followed by the paper's upper bound for the same cells."""
+    records = table1(records)
+    sources = "; ".join(sorted({label(r) for r in records.values()}))
+    bound = paper_bound()
+    return pd.concat([
+        pd.DataFrame({"cell": list(records), "source": f"ours ({sources})",
+                      "accuracy": [100 * r["norm_agnostic"] for r in records.values()]}),
+        pd.DataFrame({"cell": list(records), "source": "paper (min over rows, an upper bound)",
+                      "accuracy": [float(bound[split_cell(c)]) for c in records]}),
+    ])
+
+
+def wall_seconds(record: dict) -> dict[str, float]:
+    """A record's wall time in seconds: "training", and "evaluation" summed over its attacks."""
+    return {"training": record["wall_time"]["train"], "evaluation": sum(record["wall_time"]["evaluate"].values())}
+
+
+def runs(records: dict[str, dict]) -> pd.DataFrame:
+    """Per record (index cell), the run behind it: profile, training and test-set sizes, epochs, the training and
+    evaluation attacks' steps, device and wall time (training + evaluation, whole seconds)."""
+    return pd.DataFrame({c: {
+        "profile": r["profile"], "n_train": r["data"]["n_train"], "n_test": r["n_test"],
+        "epochs": r["config"]["defenses"][split_cell(c)[0]]["epochs"],
+        "training PGD steps": r["config"]["train_attack"]["linf"]["steps"],
+        "PGD steps (eval)": r["config"]["evaluation"]["PGD-l2"]["steps"],
+        "S-O steps × draws": "{steps} × {samples}".format(**r["config"]["evaluation"]["SO-l2"]),
+        "device": r["device"],
+        "train + eval time (s)": round(wall_seconds(r)["training"] + wall_seconds(r)["evaluation"]),
+    } for c, r in records.items()}).T
+
+
+def training_summary(records: dict[str, dict]) -> pd.DataFrame:
+    """Per record (index cell): profile, n_train, epochs, the last epoch's loss (3 decimals) and adversarial training
+    accuracy (%, 1 decimal), and the training time (whole seconds)."""
+    return pd.DataFrame({c: {"profile": r["profile"], "n_train": r["data"]["n_train"], "epochs": len(r["training"]),
+                             "final loss": round(r["training"][-1]["loss"], 3),
+                             "final adv_acc (%)": round(100 * r["training"][-1]["adv_acc"], 1),
+                             "training time (s)": round(r["wall_time"]["train"])} for c, r in records.items()}).T
+
+
+def accuracy_and_cost(records: dict[str, dict]) -> pd.DataFrame:
+    """Per record (index cell): its accuracies (%) under the paper's rows and the norm-agnostic one, n_test, the device
+    in a word (``verdict.device_label``) and the training and evaluation wall time in minutes."""
+    return pd.DataFrame({c: {
+        **{f"{LABELS[k]} (%)": 100 * v for k, v in r["accuracy"].items()},
+        "norm-agnostic (%)": 100 * r["norm_agnostic"], "n_test": r["n_test"], "device": device_label(r["device"]),
+        "training (min)": wall_seconds(r)["training"] / 60, "evaluation (min)": wall_seconds(r)["evaluation"] / 60,
+    } for c, r in records.items()}).T.infer_objects().astype({"n_test": int})
+
+
+def released_vs_paper(record: dict) -> pd.DataFrame:
+    """The TRADES authors' released model (``record``) next to the paper's TRADES ℓ∞ column: accuracy (%) per row of
+    the paper's table, ours, the paper's, and Δ = ours − paper (points)."""
+    column = paper_table()[("trades", "linf")]
+    frame = pd.DataFrame({
+        f"released model, ours ({record['profile']}, n = {record['n_test']:,})":
+            {LABELS[k]: 100 * v for k, v in record["accuracy"].items()},
+        "paper, TRADES ℓ∞": {LABELS[k]: v for k, v in column.items()}})
+    frame["Δ (points)"] = frame.iloc[:, 0] - frame.iloc[:, 1]
+    return frame
+
+
+def extension_cost(record: dict, sample: dict) -> pd.Series:
+    """Seconds per stage for one cell on one machine: training and the paper's five rows from ``record``, then each
+    part of the extended block and its total from ``sample`` (``tools/extension_cost.py``'s output, timed on a sample
+    of the test images and scaled to ``sample["n_test"]``)."""
+    block = sample["extended_wall_time_extrapolated"]
+    seconds = wall_seconds(record)
+    return pd.Series({"training": seconds["training"], "the paper's five rows": seconds["evaluation"],
+                      **{f"extended: {k}": v for k, v in block.items() if k != "total"},
+                      "extended block, total": block["total"]}, name=f"seconds (n = {sample['n_test']:,})")
+
+
+def effort_flags(flags: pd.DataFrame) -> tuple[int, int]:
+    """(flagged, checked): of the more-effort checks in a ``diagnostics`` frame (more steps, random restarts), how many
+    entries are flagged, and how many there are."""
+    effort = flags.loc[[name for name in flags.index if "steps" in name or "restarts" in name]]
+    return int(effort.stack().str.startswith("FLAG").sum()), int(effort.size)
+
+
+def worst_cases(records: dict[str, dict]) -> pd.DataFrame:
+    """Per record (index): clean accuracy and, from the extended block, the per-example worst case in ℓ∞ (ε 0.3), in
+    ℓ2 at ε 2 and over both at once with every attack (%; NaN without the block): the layout of the multi-norm
+    literature (``multinorm_literature``)."""
+    wide = extended_rows(records)
+    return pd.DataFrame({cell: {"clean": 100 * rec["accuracy"]["Natural"],
+                                "ℓ∞ ε=0.3, worst case": wide.loc["worst case (ℓ∞)", cell],
+                                "ℓ2 ε=2, worst case": wide.loc["worst case (ℓ2, ε=2)", cell],
+                                "norm-agnostic (ℓ2 ε=2, ℓ∞), all attacks": wide.loc[EXTENDED_LABELS["Union@2"], cell]}
+                         for cell, rec in records.items()}).T
+
+
+def best_norm_agnostic(summary: pd.DataFrame, wide: pd.DataFrame, multinorm_group: str) -> pd.DataFrame:
+    """The best norm-agnostic accuracy (%) of several groups of models, one row each where it has a value: "paper's
+    defenses" (every ``union_summary`` group but ``multinorm_group``; where = "cell, group"), "multi-norm" (where = the
+    cell; natural = its clean accuracy), "all attacks" and "all attacks, ℓ2 ε=2" (the extended rows of ``wide``, an
+    ``extended_rows`` frame; where = its column) and "every model" (all of ``summary``). Columns: accuracy, where,
+    natural, models (how many models the best is taken over). ``summary`` is indexed (group, cell)."""
+    rows = {}
+    agnostic = summary["PGD ∪ S-O"]
+    groups = summary.index.get_level_values(0)
+    paper = agnostic[groups != multinorm_group]
+    if len(paper):
+        group, cell = paper.idxmax()
+        rows["paper's defenses"] = {"accuracy": paper.max(), "where": f"{cell}, {group}", "models": len(paper)}
+    if multinorm_group in groups:
+        multi = summary.xs(multinorm_group, level=0)
+        best = multi["PGD ∪ S-O"].idxmax()
+        rows["multi-norm"] = {"accuracy": multi["PGD ∪ S-O"].max(), "where": best,
+                              "natural": multi.loc[best, "natural"], "models": len(multi)}
+    for name, key in (("all attacks", "Union"), ("all attacks, ℓ2 ε=2", "Union@2")):
+        row = EXTENDED_LABELS[key]
+        values = wide.loc[row].dropna() if row in wide.index else pd.Series(dtype=float)
+        if len(values):
+            rows[name] = {"accuracy": values.max(), "where": values.idxmax(), "models": len(values)}
+    if len(agnostic):
+        rows["every model"] = {"accuracy": agnostic.max(), "where": agnostic.idxmax(), "models": len(agnostic)}
+    return pd.DataFrame.from_dict(rows, orient="index", columns=["accuracy", "where", "natural", "models"])

@@ -30,6 +30,11 @@ def device_label(device: str) -> str:
     return "CPU" if device.startswith("cpu") else device.removeprefix("NVIDIA ").split(" ")[0]
 
 
+def device_legend(records: dict[str, dict]) -> str:
+    """The devices the records ran on, each as its word and in full: ``"CPU = cpu (x86_64, 2 threads); H100 = …"``."""
+    return "; ".join(sorted({f"{device_label(r['device'])} = {r['device']}" for r in records.values()}))
+
+
 def provenance(records: dict[str, dict]) -> str:
     """One line saying which profiles and test sizes the records come from and how many cells exist."""
     if not records:

@@ -217,12 +217,18 @@ def acc(pgd_l2: float, pgd_linf: float, so_l2: float, so_linf: float, natural: f
     return {"Natural": natural, "PGD-l2": pgd_l2, "PGD-linf": pgd_linf, "SO-l2": so_l2, "SO-linf": so_linf}
 
 
+def synthetic_identity(cell: str) -> dict:
+    """A record ``identity`` for hand-made records (a model key of their own, no rows)."""
+    return {"model": {"key": f"synthetic-{cell}", "depends": {}}, "rows": {}}
+
+
 def full_record(cell: str, percent: dict[str, float], *, n: int = 40, profile: str = "synthetic",
                 extended: dict[str, float] | None = None) -> dict:
     """``make_record`` with every field ``advlib.records`` requires (ready for ``records.write_record``) and, if
     ``extended`` (row → percent) is given, a hand-made extended block of nested masks ("accuracy", "masks")."""
     rec = make_record(cell, percent, n=n, profile=profile)
-    rec.update({"config": {"hash": "synthetic"}, "seed": 0, "advlib_version": "0", "git_revision": "synthetic",
+    rec.update({"config": {}, "identity": synthetic_identity(cell), "seed": 0, "advlib_version": "0",
+                "git_revision": "synthetic",
                 "torch_version": torch.__version__, "device": "cpu (synthetic)", "data": {}, "traces": {},
                 "wall_time": {"static_models": 0.0, "train": 0.0, "evaluate": {}}, "created": "synthetic"})
     if extended is not None:

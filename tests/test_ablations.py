@@ -1,27 +1,17 @@
-"""``advlib.ablations`` and ``tools/released_ablations.py``: the authors' clamp-at-end loop against independent
-oracles, the restart cascade, and the ablation script end to end at a tiny size."""
+"""``advlib.ablations``: the authors' clamp-at-end loop against independent oracles, the restart cascade, the
+gradient budget (the experiments built on them: tests/test_experiments_*.py)."""
 from __future__ import annotations
-
-import importlib.util
-import json
-import sys
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from advlib import lp, records
+from advlib import lp
 from advlib.ablations import gradient_evaluations, so_clamp_at_end, worst_case_restarts
 from advlib.attacks import run_attack
 from advlib.evaluation import predict
 from advlib.models import MadryCNN
 from advlib.specs import AttackSpec
-from conftest import REPO
-
-spec_file = importlib.util.spec_from_file_location("released_ablations", REPO / "tools" / "released_ablations.py")
-ablations_tool = importlib.util.module_from_spec(spec_file)
-sys.modules["released_ablations"] = ablations_tool  # its dataclasses look their module up there
-spec_file.loader.exec_module(ablations_tool)  # importing runs nothing (checked below)
 
 
 def authors_loop(model, x, y, *, eps, steps, step_size, sigma, samples, generator):
@@ -101,16 +91,6 @@ def test_clamp_at_end_refuses_what_the_authors_loop_is_not(cnn, batch, spec, mes
         so_clamp_at_end(spec, cnn, *batch)
 
 
-def test_so_without_noise_and_one_draw_is_pgd_without_random_start(cnn, batch, make_generator):
-    """The grid's σ = 0 row is PGD without a random start, as the script's settings build the two."""
-    s = ablations_tool.Settings.tiny_for(8)
-    x, y = batch
-    so = run_attack(s.so(0.0, 1), cnn, x, y, generator=make_generator(2))
-    pgd = run_attack(s.pgd(random_start=False), cnn, x, y, generator=make_generator(9))
-    assert s.so(0.0, 1).step_size == s.pgd().step_size
-    assert torch.equal(so, pgd)
-
-
 def test_one_restart_is_one_attack_run(natural_linear, batch):
     x, y = batch
     spec = AttackSpec.pgd("l2", eps=1.5, steps=5)
@@ -137,41 +117,6 @@ def test_gradient_budget_of_the_papers_attacks():
     assert gradient_evaluations(AttackSpec.so("l2")) == 40 * 20
     assert gradient_evaluations(AttackSpec.pgd("l2")) == 40
     assert gradient_evaluations(AttackSpec.pgd("l2").with_steps(800)) == 800
-
-
-def test_the_script_runs_end_to_end_and_resumes(tmp_path, monkeypatch, capsys):
-    assert not (tmp_path / "out.json").exists()  # importing the tool above wrote nothing
-    torch.manual_seed(0)
-    monkeypatch.setattr(ablations_tool, "natural_model", lambda profile, device: MadryCNN().eval())
-    out = tmp_path / "out.json"
-    assert ablations_tool.main(["--n", "8", "--tiny", "--out", str(out), "--threads", "1"]) == 0
-    doc = json.loads(out.read_text())
-    assert sorted(doc["items"]) == list(ablations_tool.ITEMS)
-    assert doc["provenance"]["torch_version"] == torch.__version__ and doc["provenance"]["device"].startswith("cpu")
-    assert doc["settings"]["n"] == 8 and doc["settings"]["tiny"] is True
-    for name, item in doc["items"].items():
-        assert item["settings"] == ablations_tool.item_settings(ablations_tool.Settings.tiny_for(8), name)
-        assert item["seconds"] >= 0 and item["git_revision"]
-    for run in doc["runs"].values():
-        assert 0 <= run["accuracy"] <= 1
-        assert records.unpack_mask(run["mask"], run["n"]).float().mean().item() == pytest.approx(run["accuracy"])
-    cells = doc["items"]["c"]["results"]["cells"]
-    assert [(c["sigma"], c["draws"]) for c in cells] == [(0.0, "any"), (0.15, 1), (0.15, 2)]
-    assert len(doc["items"]["e"]["results"]["traces"]["released SO-l2"]["grad_norm"]) == 3 + 1
-    assert len(doc["items"]["f"]["results"]["natural"]["eigenvalue"]) == 4
-    assert "Natural" not in doc["items"]["g"]["results"]["accuracy"]
-    capsys.readouterr()
-    assert ablations_tool.main(["--n", "8", "--tiny", "--out", str(out), "--items", "a,c"]) == 0
-    printed = capsys.readouterr().out
-    assert printed.count("already done, skipped") == 2 and "run released" not in printed
-    assert json.loads(out.read_text())["runs"] == doc["runs"]
-
-
-def test_the_script_refuses_bad_arguments(tmp_path):
-    with pytest.raises(SystemExit):
-        ablations_tool.parse(["--items", "a,z"])
-    with pytest.raises(SystemExit):
-        ablations_tool.parse(["--n", "0"])
 
 
 def test_the_chapters_figures_draw_what_they_are_given():

@@ -137,10 +137,11 @@ def test_model_mode_and_grad_flags_restored(name, start, make_model, batch, gene
 def test_model_state_restored_when_attack_raises(make_model, batch):
     model = make_model("cnn").train()
     x, y = batch
-    bad = torch.full_like(y, 11)  # out-of-range class: cross-entropy fails inside the loop
+    def failing(logits, target):  # a loss that fails inside the attack's loop
+        raise RuntimeError("loss failed")
 
-    with pytest.raises((IndexError, RuntimeError)):
-        pgd(model, x, bad, norm="linf", steps=2)
+    with pytest.raises(RuntimeError, match="loss failed"):
+        pgd(model, x, y, norm="linf", steps=2, loss=failing)
     assert model.training and all(m.training for m in model.modules())
     assert all(p.requires_grad for p in model.parameters())
 

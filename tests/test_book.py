@@ -5,7 +5,8 @@
 * ``_toc.yml`` and ``book/`` agree, and ``_config.yml`` keeps the settings the strict build needs;
 * every chapter opens the same way: a hidden Colab install cell naming ``_config.yml``'s repository URL,
   then the cell calling ``setup()`` before any other code;
-* chapters import their code from advlib: no function or class longer than a few lines is defined in them;
+* chapters import their code from advlib: no function or class longer than a few lines is defined in them,
+  and no lambda stands in for one (a lambda is allowed only as a call's argument, ``key=lambda …``);
 * the Colab cell, run in a fresh interpreter that pretends to be Colab, makes the clone importable at once;
 * every figure has a "*Figure N.*" caption right after it;
 * no prose line can turn into a list item inside inline math (checked in the sources), and, once the book is
@@ -131,6 +132,31 @@ def test_chapters_define_no_long_functions(ipynb):
                 length = node.end_lineno - node.lineno + 1
                 assert length <= MAX_DEF_LINES, (
                     f"{ipynb.name}: code cell {i} defines {node.name} ({length} lines); move it to advlib")
+
+
+def stray_lambdas(source: str) -> list[int]:
+    """Lines of the lambdas in ``source`` that stand in for functions: every lambda that is not passed straight to a
+    call (``sorted(…, key=lambda …)``, ``.map(lambda …)`` are allowed); one bound to a name, kept in a container or
+    returned is a helper, and a helper belongs in advlib, tested."""
+    tree = ast.parse(as_python(source))
+    passed = {id(arg) for call in ast.walk(tree) if isinstance(call, ast.Call)
+              for arg in [*call.args, *(k.value for k in call.keywords)]}
+    return [node.lineno for node in ast.walk(tree) if isinstance(node, ast.Lambda) and id(node) not in passed]
+
+
+def test_stray_lambdas_are_found():
+    assert stray_lambdas("pct = lambda v: f'{v:.1f}'\nx, f = 1, lambda: 2\n") == [1, 2]
+    assert stray_lambdas("runs = {'a': lambda: load()}\n") == [1]
+    assert stray_lambdas("best = min(d, key=lambda k: d[k])\ns = col.map(lambda p: p / 2)\n") == []
+    assert stray_lambdas("ok = sorted(d.items(), key=lambda kv: kv[1])[0]\n") == []
+
+
+@pytest.mark.parametrize("ipynb", NOTEBOOKS, ids=ids(NOTEBOOKS))
+def test_chapters_bind_no_lambdas(ipynb):
+    """A lambda given a name (``f = lambda …``) or stored is a function in disguise: the rule above applies to it."""
+    for i, cell in enumerate(code_cells(ipynb)):
+        lines = stray_lambdas(cell.source)
+        assert not lines, f"{ipynb.name}: code cell {i} keeps a lambda on line(s) {lines}; move it to advlib"
 
 
 # --- the Colab cell works mechanically --------------------------------------------------------------------------

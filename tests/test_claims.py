@@ -6,6 +6,9 @@ criteria encode the paper's statements).
 """
 from __future__ import annotations
 
+from pathlib import Path
+
+import pandas as pd
 import pytest
 
 from advlib import claims, protocols
@@ -44,6 +47,21 @@ def test_verdicts_are_always_one_of_the_four_words():
 def test_the_thresholds_are_the_documented_criteria():
     assert (claims.ROBUST, claims.HOLDS, claims.BREAK_DROP, claims.UNSATISFYING, claims.BARELY, claims.FIX_GAIN,
             claims.SIMILAR) == (80.0, 50.0, 20.0, 50.0, 30.0, 10.0, 5.0)
+    assert (claims.RELEASED_GAP, claims.AUTOATTACK_SLACK, claims.KEEPS_HALF) == (50.0, 5, 50.0)
+
+
+def test_the_papers_own_released_column_clears_the_released_gap():
+    assert claims.released_gap_holds(claims.paper_records()["trades-linf"])  # the criterion encodes the paper
+
+
+def test_every_threshold_is_a_documented_module_constant():
+    """Each threshold constant carries a ``#:`` comment right above it (its reason or source)."""
+    source = Path(claims.__file__).read_text(encoding="utf-8").splitlines()
+    names = ("ROBUST", "HOLDS", "BREAK_DROP", "UNSATISFYING", "BARELY", "FIX_GAIN", "SIMILAR", "RELEASED_GAP",
+             "AUTOATTACK_SLACK", "KEEPS_HALF")
+    for name in names:
+        line = next(i for i, text in enumerate(source) if text.startswith(f"{name} = "))
+        assert source[line - 1].startswith("#:"), f"{name} has no #: comment saying why"
 
 
 def test_claim1_grades_own_norm_robustness():
@@ -108,3 +126,38 @@ def test_claim5_writes_norms_with_the_protocols_labels(monkeypatch):
     monkeypatch.setitem(protocols.NORM_LABELS, "linf", "Linf")
     evidence = claims.claim5({"ensemble-linf": make_record("ensemble-linf", acc(60, 80, 58, 79))})[1].evidence
     assert "ensemble-linf Linf: PGD 80.0 % vs S-O 79.0 %" in evidence and "ℓ∞" not in evidence
+
+
+def test_verdict_table_has_one_column_per_group_after_the_statements():
+    weak = {c: make_record(c, acc(10, 10, 10, 10)) for c in protocols.CELLS}
+    frame = claims.verdict_table({"paper": claims.paper_records(), "weak": weak, "none": {}})
+    assert list(frame.columns) == ["statement", "paper", "weak", "none"] and list(frame.index) == [1, 2, 3, 4, 5]
+    assert list(frame.statement) == [claims.STATEMENTS[k] for k in range(1, 6)]
+    assert set(frame.paper) == {"supported"} and set(frame["none"]) == {"no records"}
+    assert list(frame.weak) == list(claims.verdicts(weak).verdict)
+
+
+def test_brief_lists_the_five_verdicts_in_one_line():
+    assert claims.brief(claims.paper_records()) == "; ".join(f"claim {k} supported" for k in range(1, 6))
+    assert claims.brief({}).count("no records") == 5
+
+
+def test_released_gap_compares_pgd_and_s_o_in_l2():
+    breaks = make_record("trades-linf", acc(pgd_l2=75, pgd_linf=90, so_l2=0, so_linf=90))
+    assert claims.released_gap_holds(breaks)
+    assert not claims.released_gap_holds(breaks, gap=75.0)  # a 75-point gap is not more than 75
+    assert not claims.released_gap_holds(make_record("trades-linf", acc(75, 90, 25, 90)))  # 50 points: not more
+
+
+def test_autoattack_at_least_as_strong_allows_a_few_images():
+    cross = pd.DataFrame({"n": [1000, 1000], "S-O (%)": [10.0, 20.0], "AutoAttack (%)": [9.0, 20.4]})
+    assert claims.autoattack_at_least_as_strong(cross)  # 4 images above S-O on the second pair
+    assert not claims.autoattack_at_least_as_strong(cross, slack=3)
+    cross.loc[0, "AutoAttack (%)"] = 10.6  # 6 images above
+    assert not claims.autoattack_at_least_as_strong(cross)
+
+
+def test_keeps_half_asks_whether_any_model_reaches_the_threshold():
+    assert not claims.keeps_half(pd.Series([12.0, 49.9, float("nan")]))
+    assert claims.keeps_half(pd.Series([12.0, 50.0]))
+    assert claims.keeps_half(pd.Series([30.0]), threshold=25.0) and not claims.keeps_half(pd.Series(dtype=float))

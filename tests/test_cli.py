@@ -15,7 +15,7 @@ from advlib.__main__ import main
 from advlib.protocols import CELLS, QUICK, ROWS, TrainSpec
 from advlib.records import pack_mask, write_record
 from advlib.specs import AttackSpec
-from conftest import REPO
+from conftest import REPO, synthetic_identity
 
 
 
@@ -28,7 +28,8 @@ def python_m_advlib(*args: str, timeout: int = 900) -> subprocess.CompletedProce
 def valid_record(folder: Path, cell: str, acc: dict[str, float], profile: str = "synthetic") -> dict:
     n = 8
     body = {
-        "profile": profile, "cell": cell, "config": {"hash": "00000000"}, "seed": 0, "advlib_version": "0.1.0",
+        "profile": profile, "cell": cell, "config": {}, "identity": synthetic_identity(cell), "seed": 0,
+        "advlib_version": "0.1.0",
         "git_revision": "x", "torch_version": torch.__version__, "device": "cpu", "data": {}, "wall_time": {},
         "accuracy": acc, "norm_agnostic": 0.125, "n_test": n,
         "masks": {k: pack_mask(torch.ones(n, dtype=torch.bool)) for k in acc}, "traces": {}, "training": [],

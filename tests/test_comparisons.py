@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 
+import pandas as pd
 import pytest
 import torch
 
@@ -101,3 +102,24 @@ def test_two_runs_counts_the_images_whose_outcome_differs():
     assert twice.loc["PGD-l2", "sign test p"] < 0.01
     with pytest.raises(ValueError, match="madry-l2"):
         comparisons.two_runs(first, make_record("madry-l2", acc(50, 90, 10, 80), n=100))
+
+
+def test_accuracy_across_lists_each_cell_in_every_group_that_records_it():
+    groups = {"medium": {"madry-l2": make_record("madry-l2", acc(20, 1, 1, 1), profile="medium", n=100)},
+              "large": {"madry-l2": make_record("madry-l2", acc(30, 1, 1, 1), profile="large"),
+                        "trades-l2": make_record("trades-l2", acc(40, 1, 1, 1), profile="large")}}
+    frame = comparisons.accuracy_across(groups, "PGD-l2", ["trades-l2", "madry-l2", "atda-l2"])
+    assert list(zip(frame.cell, frame.group)) == [("trades-l2", "large"), ("madry-l2", "medium"), ("madry-l2", "large")]
+    assert list(frame.accuracy) == pytest.approx([40.0, 20.0, 30.0])
+    assert list(frame.n_test) == [N, 100, N] and list(frame.profile) == ["large", "medium", "large"]
+    assert comparisons.accuracy_across(groups, "PGD-l2", []).empty
+
+
+def test_so_vs_autoattack_totals_sum_the_per_example_counts():
+    cross = pd.DataFrame({"S-O breaks, AutoAttack not": [3.0, 0.0, 7.0],
+                          "AutoAttack breaks, S-O not": [10.0, 2.0, 0.0]})
+    assert comparisons.so_vs_autoattack_totals(cross) == {"pairs": 3, "so_only": 10, "so_only_max": 7,
+                                                          "autoattack_only": 12}
+    empty = cross.iloc[:0]
+    assert comparisons.so_vs_autoattack_totals(empty) == {"pairs": 0, "so_only": 0, "so_only_max": 0,
+                                                          "autoattack_only": 0}

@@ -5,9 +5,13 @@ import pytest
 import torch
 from torch import nn
 
-from advlib import fgsm, hessian, lp, models, pgd, run_attack, second_order
-from advlib.specs import AttackSpec
+from advlib import fgsm, gradients, hessian, lp, models, pgd, run_attack, second_order, strong
+from advlib.attacks import traced_attack
 from advlib.data import load_mnist, mnist_source
+from advlib.evaluation import evaluate, predict
+from advlib.protocols import TrainSpec
+from advlib.specs import AttackSpec
+from advlib.training import Natural, fit
 
 
 @pytest.fixture(scope="module")
@@ -56,9 +60,9 @@ CASES = [
     ("x-integer", lambda m, x, y: pgd(m, (x * 255).to(torch.uint8), y, norm="linf"),
      r"x must be a floating tensor with pixels in \[0,1\], got dtype torch\.uint8"),
     ("x-empty", lambda m, x, y: pgd(m, x[:0], y[:0], norm="linf"),
-     r"x must be a non-empty batch \[N,1,28,28\], got shape \(0, 1, 28, 28\)"),
+     r"x must be a non-empty batch of images \[N,C,H,W\] \(MNIST: \[N,1,28,28\]\), got shape \(0, 1, 28, 28\)"),
     ("x-not-tensor", lambda m, x, y: fgsm(m, x.numpy(), y, eps=0.1, norm="linf"),
-     r"x must be a torch\.Tensor of shape \[N,1,28,28\], got ndarray"),
+     r"x must be a torch\.Tensor of images \[N,C,H,W\] \(MNIST: \[N,1,28,28\]\), got ndarray"),
     ("y-shape", lambda m, x, y: pgd(m, x, y[:3], norm="linf"),
      r"y has shape \(3,\) but the batch has 4 examples; expected \[4\]"),
     ("y-float", lambda m, x, y: pgd(m, x, y.float(), norm="linf"),
@@ -93,6 +97,119 @@ CASES = [
     ("limit-float", lambda m, x, y: load_mnist("test", limit=10.0, download=False),
      r"limit must be an integer >= 1, got 10\.0"),
 ]
+
+
+SPEC = AttackSpec.pgd("linf", eps=0.1, steps=1, step_size=0.1)
+TRAIN = TrainSpec(epochs=1, batch_size=4)
+AUTO = strong.AutoAttackSpec("linf", 0.1)
+
+# Every public (model, x, y) entry point, called with images ``x`` and labels ``y``.
+ENTRY_POINTS = {
+    "pgd": lambda m, x, y: pgd(m, x, y, norm="linf", steps=1),
+    "fgsm": lambda m, x, y: fgsm(m, x, y, eps=0.1, norm="l2"),
+    "second_order": lambda m, x, y: second_order(m, x, y, norm="l2", steps=1, samples=1),
+    "run_attack": lambda m, x, y: run_attack(SPEC, m, x, y),
+    "traced_attack": lambda m, x, y: traced_attack(SPEC, m, x, y),
+    "evaluate": lambda m, x, y: evaluate(m, x, y, {"PGD": SPEC}),
+    "autoattack": lambda m, x, y: strong.autoattack(m, x, y, AUTO),
+    "fit": lambda m, x, y: fit(m, x, y, Natural(), TRAIN, seed=0, quiet=True),
+    "input_gradient": lambda m, x, y: gradients.input_gradient(m, x, y),
+    "input_gradient-cw": lambda m, x, y: gradients.input_gradient(m, x, y, "cw"),
+    "smoothed_gradient": lambda m, x, y: gradients.smoothed_gradient(m, x, y, sigma=0.1, samples=2),
+    "hvp": lambda m, x, y: hessian.hvp(m, x, y, torch.ones_like(x)),
+    "hvp-fd": lambda m, x, y: hessian.hvp(m, x, y, torch.ones_like(x), method="finite_difference"),
+    "power_iteration": lambda m, x, y: hessian.power_iteration(m, x, y, iters=1),
+    "so_alignment": lambda m, x, y: hessian.so_alignment(m, x, y, sigma=0.1, samples=1, iters=1),
+    "exact_hessians": lambda m, x, y: hessian.exact_hessians(m, x, y),
+}
+# (id, labels for the batch of 4, what the message must say): each names the bad label, its index and the range.
+BAD_LABELS = [
+    ("label-10", [0, 1, 10, 3], r"has label 10 at index 2; valid labels are 0 to 9 \(the model has 10 classes\)"),
+    ("label-negative", [-1, 1, 2, 3], r"has label -1 at index 0; valid labels are 0 to 9"),
+]
+# (id, how the batch [4,1,28,28] is mangled, what the message must say): the rank, the shape and how to fix it.
+BAD_SHAPES = [
+    ("N-28-28", lambda x: x[:, 0], r"rank 3 shape \(4, 28, 28\) \(x\.unsqueeze\(1\) for a batch \[N,H,W\]"),
+    ("N-784", lambda x: x.flatten(1), r"rank 2 shape \(4, 784\) \(x\.view\(-1, 1, 28, 28\) for flat MNIST"),
+    ("1-28-28", lambda x: x[0], r"rank 3 shape \(1, 28, 28\) .*x\[None\] for one image \[C,H,W\]"),
+    ("28-28", lambda x: x[0, 0], r"rank 2 shape \(28, 28\) \(x\[None, None\] for one image \[H,W\]\)"),
+]
+
+
+def test_every_entry_point_is_listed():
+    """The label and shape checks below cover each public function that takes a model, images and labels."""
+    assert {"pgd", "fgsm", "second_order", "run_attack", "traced_attack", "evaluate", "autoattack", "fit",
+            "input_gradient", "smoothed_gradient", "hvp", "power_iteration", "so_alignment",
+            "exact_hessians"} <= set(ENTRY_POINTS)
+
+
+@pytest.mark.parametrize("labels, pattern", [c[1:] for c in BAD_LABELS], ids=[c[0] for c in BAD_LABELS])
+@pytest.mark.parametrize("entry", sorted(ENTRY_POINTS))
+def test_labels_outside_the_models_classes_raise_value_error(setup, entry, labels, pattern):
+    model, x, _ = setup
+    with pytest.raises(ValueError, match=pattern):
+        ENTRY_POINTS[entry](model, x, torch.tensor(labels))
+
+
+@pytest.mark.parametrize("mangle, pattern", [c[1:] for c in BAD_SHAPES], ids=[c[0] for c in BAD_SHAPES])
+@pytest.mark.parametrize("entry", sorted(ENTRY_POINTS))
+def test_images_of_the_wrong_rank_raise_value_error(setup, entry, mangle, pattern):
+    model, x, y = setup
+    bad = mangle(x)
+    with pytest.raises(ValueError, match=r"x must be a batch of images \[N,C,H,W\] \(MNIST: \[N,1,28,28\]\), got "
+                                         + pattern):
+        ENTRY_POINTS[entry](model, bad, y[:len(bad)])
+
+
+def test_predict_and_gauss_newton_reject_images_of_the_wrong_rank(setup):
+    model, x, _ = setup
+    for call in (predict, hessian.gauss_newton):
+        with pytest.raises(ValueError, match=r"x must be a batch of images .*got rank 2 shape \(4, 784\)"):
+            call(model, x.flatten(1))
+
+
+def test_the_number_of_classes_comes_from_the_model(setup):
+    """A 3-class model takes labels 0..2 and names 3 classes when given label 5; a 10-class one takes label 9."""
+    model, x, _ = setup
+    torch.manual_seed(0)
+    three = nn.Sequential(nn.Flatten(), nn.Linear(784, 3)).eval()
+    assert pgd(three, x, torch.tensor([0, 1, 2, 0]), norm="l2", steps=1).shape == x.shape
+    with pytest.raises(ValueError, match=r"label 5 at index 1; valid labels are 0 to 2 \(the model has 3 classes\)"):
+        pgd(three, x, torch.tensor([0, 5, 2, 0]), norm="l2", steps=1)
+    nine = torch.tensor([9, 9, 0, 0])
+    assert torch.equal(evaluate(model, x, nine, {}).correct["Natural"], predict(model, x) == nine)
+
+
+def test_images_the_model_cannot_take_raise_value_error(setup):
+    """Right rank, wrong size for the model: reported before any attack step, with the shape and what fits."""
+    model, x, y = setup
+    small = x[:, :, :14, :14]
+    for call in (lambda: pgd(model, small, y, norm="linf"), lambda: run_attack(SPEC, model, small, y),
+                 lambda: evaluate(model, small, y, {})):
+        with pytest.raises(ValueError, match=r"the model cannot take x of shape \(4, 1, 14, 14\), dtype torch\.float32"
+                                             r" on cpu; it needs images \[N,C,H,W\]"):
+            call()
+
+
+def test_a_model_that_does_not_return_logits_raises_value_error(setup):
+    _, x, y = setup
+    with pytest.raises(ValueError, match=r"must return logits \[N, classes\]; on x\[:1\] it returned \(1, 1, 28, 28\)"):
+        pgd(nn.Identity(), x, y, norm="linf")
+
+
+def test_per_example_loss_names_a_bad_label(setup):
+    logits = torch.zeros(4, 10)
+    for loss in ("ce", "cw"):
+        with pytest.raises(ValueError, match=r"target has label 12 at index 3; valid labels are 0 to 9"):
+            gradients.per_example_loss(logits, torch.tensor([0, 1, 2, 12]), loss)
+
+
+def test_soft_targets_with_a_callable_loss_skip_the_label_check(setup):
+    """run_attack's target is whatever a callable loss takes (TRADES: probabilities), so only labels are checked."""
+    model, x, _ = setup
+    p = torch.full((4, 10), 0.1)
+    kl = lambda logits, q: torch.nn.functional.kl_div(logits.log_softmax(1), q, reduction="none").sum(1)
+    assert run_attack(SPEC, model, x, p, loss=kl).shape == x.shape
 
 
 @pytest.mark.parametrize("call, pattern", [c[1:] for c in CASES], ids=[c[0] for c in CASES])

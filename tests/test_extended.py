@@ -1,9 +1,10 @@
-"""``advlib.extended``: the block beyond the paper's rows — per-example worst cases, the configuration hash that
-says whether a record is current, and one tiny end-to-end ``extend`` of a record on the quick profile's spec."""
+"""``advlib.extended``: the block beyond the paper's rows — per-example worst cases, the identity that says whether
+a block is current, and one tiny end-to-end ``extend`` of a record on the quick profile's spec."""
 from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -18,7 +19,7 @@ from conftest import acc, linear_model, make_record
 
 QUICK = protocols.get_profile("quick")
 N = 32
-BLOCK_KEYS = {"config", "accuracy", "masks", "cascades", "curves", "diagnostics", "wall_time", "device",
+BLOCK_KEYS = {"config", "identity", "accuracy", "masks", "cascades", "curves", "diagnostics", "wall_time", "device",
               "git_revision", "created"}
 
 
@@ -118,8 +119,21 @@ def test_extended_spec_of_the_quick_profile_and_of_the_others():
     assert quick.rows["SO-l2@2"] == AttackSpec.so("l2", steps=so.steps, samples=so.samples, eps=2.0)
     assert (quick.pgd_steps, quick.so_steps, quick.so_samples) == (20, 10, 4)
     assert quick.radii == CURVE_RADII
-    assert len(quick.hash()) == 8 and quick.hash() == extended.extended_spec(QUICK).hash() != medium.hash()
     json.dumps(quick.config())  # plain data
+
+
+def test_the_block_s_identity_depends_on_what_it_computes_not_on_its_thresholds_or_prose():
+    rec = {"data": {"test": {"fingerprint": "0" * 16}}}
+    quick = extended.expected_identity(QUICK, rec)
+    assert quick == extended.expected_identity(replace(QUICK, description="other words", notes=()), rec)
+    assert quick["key"] != extended.expected_identity(protocols.get_profile("medium"), rec)["key"]
+    assert quick["key"] != extended.expected_identity(QUICK, {"data": {"test": {"fingerprint": "1" * 16}}})["key"]
+    assert quick["key"] != extended.expected_identity(replace(QUICK, seed=3), rec)["key"]
+    config = extended.extended_spec(QUICK).config()
+    relaxed = {**config, "thresholds": {**config["thresholds"], "monotone_slack": 0.5}}
+    deps = extended.extended_dependencies(relaxed, QUICK.config()["evaluation"], "0" * 16, QUICK.seed)
+    assert deps == quick["depends"]  # thresholds judge the values; they do not change them
+    assert "radii" not in deps and "so_every" not in deps  # at their defaults: left out
 
 
 # ---------------------------------------------------------------------------------------------- extend, end to end
@@ -130,7 +144,8 @@ def base(natural_linear, load_quiet, tmp_path_factory):
     """A full record (quick profile's attacks) of ``natural_linear`` on 32 test images, written and read back."""
     x, y = load_quiet("test", N)
     result = evaluate(natural_linear, x, y, QUICK.evaluation, seed=QUICK.seed)
-    tensors = {"xt": x, "sources": {"test": {"kind": "test", "path": "-", "fingerprint": "0" * 16}}}
+    tensors = {"xt": x, "sources": {"test": {"kind": "test", "path": "-", "fingerprint": "0" * 16},
+                                    "train": {"kind": "test", "path": "-", "fingerprint": "1" * 16}}}
     rec = rep.evaluation_record(QUICK, "madry-linf", tensors, result, "base-rev")
     path = tmp_path_factory.mktemp("ext") / "madry-linf.json"
     return x, y, records.write_record(path, rec), path
@@ -154,12 +169,11 @@ def test_extend_adds_the_block_and_leaves_the_paper_rows_alone(extended_record, 
     out, _ = extended_record
     rec = base[2]
     assert {k: v for k, v in out.items() if k != "extended"} == rec
-    assert out["config"]["hash"] == rec["config"]["hash"] == rep.config_hash(QUICK)
     block = out["extended"]
     assert set(block) == BLOCK_KEYS
     spec = extended.extended_spec(QUICK)
-    assert block["config"]["hash"] == spec.hash() and {k: v for k, v in block["config"].items() if k != "hash"} == \
-        json.loads(json.dumps(spec.config()))
+    assert block["identity"] == extended.expected_identity(QUICK, rec)
+    assert json.loads(json.dumps(block["config"])) == json.loads(json.dumps(spec.config()))
     assert set(block["accuracy"]) == set(block["masks"]) == set(spec.rows)
     for name, text in block["masks"].items():
         assert block["accuracy"][name] == pytest.approx(unpack_mask(text, N).float().mean().item()), name
@@ -233,7 +247,7 @@ def test_current_is_false_for_a_legacy_record_and_true_after_extend(extended_rec
     assert not extended.current(make_record("madry-linf", acc(1, 2, 3, 4)), QUICK)
     assert extended.current(out, QUICK)
     assert not extended.current(out, protocols.get_profile("medium"))  # another extended configuration
-    stale = {**out, "extended": {**out["extended"], "config": {**out["extended"]["config"], "hash": "00000000"}}}
+    stale = {**out, "extended": {**out["extended"], "identity": {**out["extended"]["identity"], "key": "0" * 16}}}
     assert not extended.current(stale, QUICK)
 
 
@@ -241,13 +255,14 @@ def test_a_record_with_the_block_is_valid_and_a_legacy_one_still_loads(extended_
     out, _ = extended_record
     legacy_path = base[3]
     written = records.write_record(tmp_path / "madry-linf.json", out)
-    read = records.read_record(tmp_path / "madry-linf.json")
+    read = records.assemble(tmp_path / "madry-linf.json")
     assert read == json.loads(json.dumps(written)) and read["extended"] == json.loads(json.dumps(out["extended"]))
-    tampered = json.loads((tmp_path / "madry-linf.json").read_text())
-    tampered["extended"]["accuracy"]["AA-l2"] = 0.5 if tampered["extended"]["accuracy"]["AA-l2"] != 0.5 else 0.25
-    (tmp_path / "tampered.json").write_text(json.dumps(tampered))
-    with pytest.raises(records.RecordError, match="digest"):  # the digest covers the block
-        records.read_record(tmp_path / "tampered.json")
+    side = records.side_path(tmp_path / "madry-linf.json", "extended")
+    tampered = json.loads(side.read_text())
+    tampered["accuracy"]["AA-l2"] = 0.5 if tampered["accuracy"]["AA-l2"] != 0.5 else 0.25
+    side.write_text(json.dumps(tampered))
+    with pytest.warns(UserWarning, match="digest"):  # the side file's digest covers the block
+        assert "extended" not in records.assemble(tmp_path / "madry-linf.json")
     legacy = records.read_record(legacy_path)
     assert "extended" not in legacy and not extended.current(legacy, QUICK)
     frame = table.extended_rows({"madry-linf": read, "trades-l2": legacy})

@@ -152,3 +152,66 @@ def test_nothing_points_outside_the_repository():
     hits = [f"{p.relative_to(REPO)}:{i}" for p in paths
             for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if any(s in line for s in outside)]
     assert not hits, f"paths outside the repository: {hits}"
+
+
+# --- the README's user path: its two commands as written, and every command and path it names, exist ------------
+
+USER_DOCS = [REPO / "README.md", REPO / "docs" / "remote-gpu.md"]
+INSTALL = 'pip install torch==2.13.0 && pip install -e ".[test]" && python -m advlib tour'
+TOP_LEVEL = ("advlib/", "book/", "docs/", "results/", "tests/", "tools/", "benchmarks/", ".ci/")
+
+
+def inline_code(text: str) -> list[str]:
+    """The `inline code` spans of a Markdown text, fenced blocks left out."""
+    return re.findall(r"`([^`\n]+)`", re.sub(r"^```.*?^```", "", text, flags=re.M | re.S))
+
+
+def test_inline_code_skips_fenced_blocks():
+    assert inline_code("a `x/y` b\n```bash\nrun `z`\n```\n`w`") == ["x/y", "w"]
+
+
+def test_readme_install_command_is_the_one_ci_runs():
+    """The first command, verbatim, with the CPU torch pin first; CI (.ci/run) installs the same way, then runs
+    ``python -m pytest``, the second command."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert INSTALL in readme and "\npytest\n" in readme
+    ci = (REPO / ".ci" / "run").read_text()
+    assert ci.index("torch==2.13.0") < ci.index('-e ".[test]"') < ci.index("python -m pytest")
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert "test" in project["optional-dependencies"]
+    torch_req = next(r for r in project["dependencies"] if split_requirement(r)[0] == "torch")
+    assert split_requirement(torch_req)[1] == ">=2.2"  # the pinned 2.13.0 satisfies it
+
+
+def test_user_docs_name_only_existing_subcommands_and_scripts():
+    usage = run_python("-m", "advlib", "--help")
+    assert usage.returncode == 0, usage.stderr
+    commands = set(re.search(r"\{([\w,-]+)\}", usage.stdout).group(1).split(","))
+    for doc in USER_DOCS:
+        text = doc.read_text(encoding="utf-8")
+        named = set(re.findall(r"python -m advlib ([\w-]+)", text))
+        assert named and named <= commands, f"{doc.name} names unknown subcommands: {sorted(named - commands)}"
+        scripts = re.findall(r"python (\S+\.py)", text)
+        assert all((REPO / s).is_file() for s in scripts), f"{doc.name}: missing scripts in {scripts}"
+
+
+def test_user_docs_name_only_existing_paths():
+    """Every repository path in `inline code` or a link exists (placeholders such as <profile> aside)."""
+    missing = []
+    for doc in USER_DOCS:
+        text = doc.read_text(encoding="utf-8")
+        spans = inline_code(text) + re.findall(r"\]\(([^)#]+)\)", text)
+        for span in spans:
+            path = span.split()[0]
+            if path.startswith(TOP_LEVEL) and "<" not in path:
+                if not (REPO / path).exists():
+                    missing.append(f"{doc.name}: {path}")
+    assert not missing, f"paths that do not exist: {missing}"
+
+
+def test_user_docs_stay_generic():
+    """Nothing about one remote-machine service: the remote procedure is any machine you can copy a tree to."""
+    for doc in USER_DOCS:
+        text = doc.read_text(encoding="utf-8")
+        for word in ("$OUT", ".whl", "warm machine", "64 MiB", "gpu_session", "gpu_collect", "slim_checkpoints"):
+            assert word not in text, f"{doc.name} mentions {word!r}"

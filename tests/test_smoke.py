@@ -24,5 +24,5 @@ def test_a_failed_check_names_what_failed():
 
 def test_the_smoke_profile_is_tiny_and_complete():
     assert smoke.SMOKE.n_train <= 256 and smoke.SMOKE.n_test <= 64
-    assert set(smoke.SMOKE.defenses) == {"madry", "trades", "ensemble", "atda"}
+    assert set(smoke.SMOKE.defenses) == {"madry", "trades", "ensemble", "atda", "max", "avg", "msd"}
     assert all(spec.epochs == 1 for spec in smoke.SMOKE.defenses.values())

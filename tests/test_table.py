@@ -264,3 +264,150 @@ def test_so_vs_autoattack_l2_counts_per_example():
     assert (at4["S-O breaks, AutoAttack not"], at4["AutoAttack breaks, S-O not"]) == (1, 1)  # images 2 and 1
     assert (at2["S-O breaks, AutoAttack not"], at2["AutoAttack breaks, S-O not"]) == (1, 0)
     assert at4["n"] == 6
+
+
+# ---------------------------------------------------------------------------------------------- the runs and findings
+
+
+def run_record(cell: str, percent: dict[str, float], *, device: str = "cpu (x86_64, 2 threads)",
+               train: float = 120.0, evaluate: dict[str, float] | None = None, profile: str = "large") -> dict:
+    """``full_record`` with what a real run writes about itself: config, data sizes, device, wall times, history."""
+    rec = full_record(cell, percent, profile=profile)
+    rec.update({"device": device, "data": {"n_train": 600},
+                "config": {"defenses": {protocols.split_cell(cell)[0]: {"epochs": 3}},
+                           "train_attack": {"linf": {"steps": 10}},
+                           "evaluation": {"PGD-l2": {"steps": 40}, "SO-l2": {"steps": 40, "samples": 20}}},
+                "wall_time": {"train": train, "evaluate": evaluate or {"PGD-l2": 30.0, "SO-l2": 90.0}},
+                "training": [{"loss": 2.0, "adv_acc": 0.1}, {"loss": 0.51234, "adv_acc": 0.877}]})
+    return rec
+
+
+def test_at_a_glance_rounds_every_percentage_and_keeps_its_columns_without_records():
+    frame = table.at_a_glance(SYNTH)
+    assert list(frame.columns) == ["profile", "n_test", *table.LABELS.values(), "norm-agnostic"]
+    assert frame.loc["madry-linf", "S-O (ℓ2)"] == 1.2 and frame.loc["trades-l2", "norm-agnostic"] == 25.0  # 1.25 → 1.2
+    assert math.isnan(frame.loc["trades-l2", "PGD (ℓ∞)"])
+    assert table.at_a_glance(SYNTH, decimals=2).loc["madry-linf", "S-O (ℓ2)"] == 1.25
+    assert table.at_a_glance({}).empty and list(table.at_a_glance({}).columns) == list(frame.columns)
+
+
+def test_own_norm_vs_paper_reads_each_cells_own_norm_and_skips_mix():
+    recs = {**SYNTH, "madry-mix": record("madry-mix", {r: 0.5 for r in ROWS})}
+    frame = table.own_norm_vs_paper(recs)
+    assert list(frame.index) == ["madry-linf", "trades-l2"]
+    paper = table.paper_table()
+    row = frame.loc["madry-linf"]
+    assert row["own-norm PGD, ours (%)"] == 90.0
+    assert row["own-norm PGD, paper (%)"] == paper.loc["PGD-linf", ("madry", "linf")]
+    assert frame.loc["trades-l2", "own-norm PGD, ours (%)"] == 90.0  # PGD-l2 for an ℓ2-trained model
+    assert frame.loc["trades-l2", "natural, paper (%)"] == paper.loc["Natural", ("trades", "l2")]
+    assert set(frame["profile"]) == {"synthetic"} and set(frame["n_test"]) == {4}
+
+
+def test_delta_by_attack_summarises_the_comparison_per_row():
+    frame = table.delta_by_attack(SYNTH)
+    assert list(frame.columns) == ["mean", "min", "max", "count"]
+    assert list(frame.index) == list(table.comparison(SYNTH)["attack"].unique())
+    natural = table.comparison(SYNTH).query("attack == 'Natural'")["delta"]
+    assert frame.loc["Natural", "count"] == 2 and frame.loc["Natural", "mean"] == pytest.approx(natural.mean())
+    assert frame.loc["PGD-linf", "min"] == frame.loc["PGD-linf", "max"] == pytest.approx(-2.5)
+
+
+def test_norm_agnostic_vs_paper_uses_the_papers_smallest_number_per_column():
+    from advlib import claims
+    bound = table.paper_bound()
+    assert bound[("madry", "mix")] == pytest.approx(100 * claims.paper_records()["madry-mix"]["norm_agnostic"])
+    frame = table.norm_agnostic_vs_paper(SYNTH)
+    assert len(frame) == 12 and list(frame.columns) == ["ours (%)", "paper, upper bound (%)", "profile"]
+    assert frame.loc[("trades", "l2"), "ours (%)"] == pytest.approx(25.0)
+    assert frame.loc[("trades", "l2"), "paper, upper bound (%)"] == table.paper_table()[("trades", "l2")].min()
+    assert frame.loc[("madry", "linf"), "profile"] == "synthetic" and frame.loc[("atda", "mix"), "profile"] == "—"
+    assert frame["ours (%)"].isna().sum() == 10
+
+
+def test_norm_agnostic_sources_put_ours_then_the_paper_bound_per_recorded_cell():
+    frame = table.norm_agnostic_sources({**SYNTH, "max-union": make_record("max-union", acc(1, 1, 1, 1))})
+    assert list(frame["cell"]) == ["madry-linf", "trades-l2"] * 2  # multi-norm cells are not in Table 1
+    ours, paper = frame.iloc[:2], frame.iloc[2:]
+    assert set(ours["source"]) == {"ours (synthetic, n=4)"} and list(ours["accuracy"]) == pytest.approx([0.0, 25.0])
+    assert list(paper["accuracy"]) == [table.paper_bound()[("madry", "linf")], table.paper_bound()[("trades", "l2")]]
+
+
+def test_runs_and_wall_seconds_describe_the_run_behind_each_record():
+    rec = run_record("madry-linf", acc(40, 90, 5, 85), train=100.4, evaluate={"PGD-l2": 20.0, "SO-l2": 30.0})
+    assert table.wall_seconds(rec) == {"training": 100.4, "evaluation": 50.0}
+    row = table.runs({"madry-linf": rec}).loc["madry-linf"]
+    assert (row["n_train"], row["epochs"], row["training PGD steps"], row["PGD steps (eval)"]) == (600, 3, 10, 40)
+    assert row["S-O steps × draws"] == "40 × 20" and row["train + eval time (s)"] == 150 and row["profile"] == "large"
+
+
+def test_training_summary_reads_the_last_epoch():
+    row = table.training_summary({"trades-l2": run_record("trades-l2", acc(1, 1, 1, 1), train=99.6)}).loc["trades-l2"]
+    assert (row["epochs"], row["final loss"], row["final adv_acc (%)"]) == (2, 0.512, 87.7)
+    assert row["training time (s)"] == 100
+
+
+def test_accuracy_and_cost_in_percent_and_minutes():
+    recs = {"madry-linf": run_record("madry-linf", acc(40, 90, 5, 85), train=600.0),
+            "atda-mix": run_record("atda-mix", acc(50, 60, 45, 55), device="NVIDIA H100 80GB HBM3", train=30.0)}
+    frame = table.accuracy_and_cost(recs)
+    assert list(frame.index) == ["madry-linf", "atda-mix"] and frame["n_test"].dtype.kind == "i"
+    assert frame.loc["madry-linf", "PGD (ℓ∞) (%)"] == pytest.approx(90.0)
+    assert frame.loc["madry-linf", "norm-agnostic (%)"] == pytest.approx(5.0)
+    assert (frame.loc["madry-linf", "training (min)"], frame.loc["madry-linf", "evaluation (min)"]) == (10.0, 2.0)
+    assert list(frame["device"]) == ["CPU", "H100"]
+
+
+def test_released_vs_paper_puts_the_trades_linf_column_beside_the_record():
+    rec = make_record("trades-linf", acc(60, 90, 5, 88), n=200, profile="full")
+    frame = table.released_vs_paper(rec)
+    assert list(frame.columns) == ["released model, ours (full, n = 200)", "paper, TRADES ℓ∞", "Δ (points)"]
+    assert list(frame.index) == [table.LABELS[r] for r in ROWS]
+    paper = table.paper_table()[("trades", "linf")]
+    assert frame.loc["S-O (ℓ2)", "paper, TRADES ℓ∞"] == paper["SO-l2"]
+    assert frame.loc["S-O (ℓ2)", "Δ (points)"] == pytest.approx(5.0 - paper["SO-l2"])
+
+
+def test_extension_cost_lists_each_stage_in_seconds():
+    rec = run_record("madry-linf", acc(1, 1, 1, 1), train=500.0, evaluate={"PGD-l2": 100.0, "SO-l2": 200.0})
+    block = {"autoattack": 900.0, "curves": 300.0, "total": 1200.0}
+    sample = {"n_test": 1000, "extended_wall_time_extrapolated": block}
+    cost = table.extension_cost(rec, sample)
+    assert cost.name == "seconds (n = 1,000)"
+    assert cost.to_dict() == {"training": 500.0, "the paper's five rows": 300.0, "extended: autoattack": 900.0,
+                              "extended: curves": 300.0, "extended block, total": 1200.0}
+
+
+def test_effort_flags_count_the_more_steps_and_restart_checks():
+    checks = ["zero gradient", "4x steps l2", "5 restarts l2"]
+    flags = pd.DataFrame({"a": ["FLAG (0.2)", "FLAG (0.03)", "pass (0)"], "b": ["FLAG (0.1)", "pass (0)", "FLAG (0.02)"]},
+                         index=checks)
+    assert table.effort_flags(flags) == (2, 4)  # the zero-gradient flags are not effort checks
+    assert table.effort_flags(flags.drop(index=["4x steps l2", "5 restarts l2"])) == (0, 0)
+
+
+def test_worst_cases_read_the_extended_rows_or_nan():
+    with_block = full_record("msd-union", acc(40, 60, 35, 55, natural=95), extended=EXT)
+    frame = table.worst_cases({"msd-union": with_block, "max-union": make_record("max-union", acc(1, 1, 1, 1))})
+    assert list(frame.columns) == ["clean", "ℓ∞ ε=0.3, worst case", "ℓ2 ε=2, worst case",
+                                   "norm-agnostic (ℓ2 ε=2, ℓ∞), all attacks"]
+    assert list(frame.loc["msd-union"]) == pytest.approx([95.0, 50.0, 60.0, 50.0])  # nested masks: minima
+    assert frame.loc["max-union", "clean"] == pytest.approx(99.0) and frame.loc["max-union"].iloc[1:].isna().all()
+
+
+def test_best_norm_agnostic_names_the_best_model_of_each_group():
+    recs = {"best": {"madry-linf": make_record("madry-linf", acc(40, 90, 5, 85)),
+                     "trades-linf": make_record("trades-linf", acc(40, 90, 20, 85))},
+            "multi": {"msd-union": full_record("msd-union", acc(40, 60, 35, 55, natural=95), extended=EXT),
+                      "max-union": make_record("max-union", acc(30, 60, 25, 55))}}
+    summary = pd.concat({g: table.union_summary(r) for g, r in recs.items()}, names=["group", "cell"])
+    wide = table.extended_rows(recs["multi"])
+    best = table.best_norm_agnostic(summary, wide, "multi")
+    assert list(best.index) == ["paper's defenses", "multi-norm", "all attacks", "all attacks, ℓ2 ε=2", "every model"]
+    assert best.loc["paper's defenses", "accuracy"] == pytest.approx(20.0)
+    assert best.loc["paper's defenses", "where"] == "trades-linf, best"
+    assert (best.loc["multi-norm", "where"], best.loc["multi-norm", "natural"]) == ("msd-union", pytest.approx(95.0))
+    assert best.loc["all attacks", "models"] == 1 and best.loc["all attacks, ℓ2 ε=2", "accuracy"] == pytest.approx(50.0)
+    assert (best.loc["every model", "accuracy"], best.loc["every model", "models"]) == (pytest.approx(35.0), 4)
+    only_paper = table.best_norm_agnostic(summary.loc[["best"]], wide.iloc[:0], "multi")
+    assert list(only_paper.index) == ["paper's defenses", "every model"]

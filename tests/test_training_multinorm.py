@@ -1,6 +1,6 @@
 """``advlib.training.multinorm``: MAX, AVG (Tramèr & Boneh 2019) and MSD (Maini, Wong & Kolter 2020) against
 independent oracles, their resume-after-kill, and how ``protocols``/``reproduce`` build the multi-norm cells without
-changing any profile's configuration hash.
+changing the identity of any existing model.
 
 Oracles are written independently of advlib: the steepest-ascent candidates of one MSD step by explicit formulas
 (sign step and clamp; g/‖g‖₂ step and radial rescaling), and cross-entropies with ``math`` for a model whose logits
@@ -24,7 +24,6 @@ from advlib.specs import AttackSpec
 from advlib.training import MSD, AvgAT, MaxAT, fit
 from advlib.training import multinorm as mn
 from conftest import Killed, KillAt, mlp, strip_seconds
-from test_reproduce import PINNED
 
 ATTACKS = {"l2": AttackSpec.pgd("l2", steps=3), "linf": AttackSpec.pgd("linf", steps=3)}
 
@@ -279,15 +278,18 @@ def test_train_cell_trains_a_multi_norm_cell_with_madrys_schedule(monkeypatch, t
         return [{"epoch": e + 1, "seconds": 0.0} for e in range(spec.epochs)]
 
     monkeypatch.setattr(rep, "fit", fake_fit)
-    tensors = {"x": torch.rand(4, 1, 28, 28), "y": torch.zeros(4, dtype=torch.long)}
+    sources = {split: {"kind": "test", "path": "-", "fingerprint": "0" * 16} for split in ("train", "test")}
+    tensors = {"x": torch.rand(4, 1, 28, 28), "y": torch.zeros(4, dtype=torch.long), "sources": sources}
     _, info = rep.train_cell(protocols.QUICK, "msd-union", tensors, tmp_path)
     assert isinstance(seen["defense"], MSD) and seen["spec"] is protocols.QUICK.defenses["madry"]
-    assert seen["checkpoint"] == tmp_path / "msd-union.pt"
+    assert seen["checkpoint"] == rep.checkpoint_path(tmp_path, protocols.QUICK, "msd-union", tensors["sources"])
     assert len(info["history"]) == protocols.QUICK.defenses["madry"].epochs
 
 
-@pytest.mark.parametrize("name", sorted(PINNED))
-def test_the_multi_norm_cells_leave_the_profiles_hashes_unchanged(name):
+@pytest.mark.parametrize("name", ["quick", "medium", "large", "full", "paper"])
+def test_the_multi_norm_cells_train_with_madry_s_settings(name):
+    """REPRO CHOICE "multi-norm training settings": each profile's max/avg/msd entry is Madry's TrainSpec, so a
+    multi-norm model's identity is what it was when the cells borrowed Madry's entry (their records stay current)."""
     profile = protocols.get_profile(name)
-    assert (rep.config_hash(profile), rep.training_hash(profile)) == PINNED[name]
-    assert set(profile.defenses) == set(protocols.DEFENSES)  # no entry for max/avg/msd
+    for defense in protocols.MULTI_NORM:
+        assert protocols.train_spec(profile, defense) == profile.defenses["madry"]

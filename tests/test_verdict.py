@@ -43,3 +43,10 @@ def test_verdicts_are_the_four_words_and_verdict_is_a_value():
     assert verdict.VERDICTS == ("supported", "partly supported", "not supported", "no records")
     v = verdict.Verdict(1, "statement", "supported", "evidence")
     assert v == verdict.Verdict(1, "statement", "supported", "evidence") and vars(v)["evidence"] == "evidence"
+
+
+def test_device_legend_names_each_device_once_in_a_word_and_in_full():
+    recs = {"a": {"device": "cpu (x86_64, 2 threads)"}, "b": {"device": "NVIDIA H100 80GB HBM3"},
+            "c": {"device": "cpu (x86_64, 2 threads)"}}
+    assert verdict.device_legend(recs) == "CPU = cpu (x86_64, 2 threads); H100 = NVIDIA H100 80GB HBM3"
+    assert verdict.device_legend({}) == ""

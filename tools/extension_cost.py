@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     block = extended.extend(model, x, y, profile, cut(record, args.n), records.git_revision())["extended"]
     scale = record["n_test"] / args.n
     out = {"what": "cost of the extended evaluation (tools/extension_cost.py)", "record": str(args.record),
-           "cell": record["cell"], "profile": record["profile"], "config_hash": record["config"].get("hash"),
+           "cell": record["cell"], "profile": record["profile"], "model": records.model_key(record),
            "n_sample": args.n, "n_test": record["n_test"], "device": runtime.device_name(device),
            "git_revision": records.git_revision(), "record_wall_time": record["wall_time"],
            "extended_wall_time_sample": block["wall_time"],

@@ -114,8 +114,7 @@ def _fit(
     model: nn.Module, x: Tensor, y: Tensor, defense: Defense, spec: TrainSpec, *, seed: int,
     checkpoint: str | Path | None, quiet: bool, desc: str, stop_after_steps: int | None, deadline: float | None,
 ) -> list[dict[str, float]]:
-    _checks.images(x)
-    _checks.labels(y, x.shape[0])
+    _checks.labelled(model, x, y)
     _checks.count("epochs", spec.epochs)
     _checks.count("batch_size", spec.batch_size, minimum=1)
     generator = torch.Generator(device=x.device).manual_seed(seed)
