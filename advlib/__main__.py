@@ -120,6 +120,11 @@ def main(argv: list[str] | None = None) -> int:
     smk.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
     smk.add_argument("--cells", default=None, help="comma-separated cells (default all 12)")
     smk.set_defaults(run=_smoke)
+    bnd = sub.add_parser("bounds", help="the data's own bound on any classifier's robust accuracy (test pairs of "
+                                        "different classes ≤ 2ε apart) and the nearest-real-digit attack (resumable)")
+    bnd.add_argument("--out", default=None, help="sealed JSON document (default results/bounds.json)")
+    bnd.add_argument("--norms", nargs="+", default=["l2", "linf"], choices=["l2", "linf"], help="default both")
+    bnd.set_defaults(run=lambda args: __import__("advlib.bounds").bounds.command(args.out, args.norms))  # lazy: scipy
     from advlib.experiments import cli as experiments_cli
     experiments_cli.add_commands(sub)  # released-ablations, large-linf-ablations
     args = parser.parse_args(argv)

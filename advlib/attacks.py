@@ -64,9 +64,19 @@ def ascend(model: nn.Module, x: Tensor, target: Tensor, spec: AttackSpec, *, los
            start: Tensor, generator: torch.Generator | None, tracing: bool) -> tuple[Tensor, Tensor | None]:
     """The loop behind every attack, on one chunk from a feasible ``start``: ``spec.steps`` projected steps
     along the steepest-ascent direction of the (Gaussian-averaged, if σ > 0) input gradient.
-    Returns x_adv and, if ``tracing``, the ``[steps+1, 2]`` sums of ‖∇ₓL‖₂ and L over the chunk per iterate."""
+
+    ``spec.clamp``: "step" projects every iterate onto the ball and [0,1] (``lp.ascent_step``); "end" is the
+    authors' ℓ2 loop (Bai-Li/TRADES pgd_attack_mnist_l2.py L64-90): every iterate is rescaled onto the ball
+    only, so iterates (and S-O's noisy copies of them) may leave [0,1], which is enforced once, after the last
+    step; clamping only moves coordinates towards x, so the result stays in the ball. One difference is kept: the
+    authors floor the norm of the gradient of their *batch-mean* loss at 1e-8 (L81), advlib each example's at
+    1e-12 (``lp.steepest_ascent``).
+    Returns x_adv and, if ``tracing``, the ``[steps+1, 2]`` sums of ‖∇ₓL‖₂ and L over the chunk per iterate (the
+    last one at the returned point)."""
     x_adv, sums = start, []
     for t in range(spec.steps + 1):
+        if t == spec.steps and spec.clamp == "end":
+            x_adv = lp.clamp_unit(x_adv)  # the authors' one clamp, after the last step (L90)
         if tracing:
             g_here, values = input_gradient(model, x_adv, target, loss)
             sums.append(torch.stack([lp.norm_of(g_here, "l2").sum(), values.sum()]))
@@ -77,8 +87,12 @@ def ascend(model: nn.Module, x: Tensor, target: Tensor, spec: AttackSpec, *, los
         else:
             g = smoothed_gradient(model, x_adv, target, sigma=spec.sigma, samples=spec.samples, loss=loss,
                                   generator=generator)
-        x_adv = lp.ascent_step(x_adv, g, x, norm=spec.norm, eps=spec.eps, step_size=spec.step_size,
-                               step_norm=spec.step_norm)
+        if spec.clamp == "end":  # back onto the ball only, no [0,1] clamp (L81-89)
+            stepped = x_adv + spec.step_size * lp.steepest_ascent(g, spec.step_norm)
+            x_adv = x + lp.project(stepped - x, spec.norm, spec.eps)
+        else:
+            x_adv = lp.ascent_step(x_adv, g, x, norm=spec.norm, eps=spec.eps, step_size=spec.step_size,
+                                   step_norm=spec.step_norm)
     return x_adv.detach(), (torch.stack(sums) if tracing else None)
 
 
@@ -94,6 +108,9 @@ def _run(spec: AttackSpec, model: nn.Module, x: Tensor, target: Tensor, *, gener
         _checks.images(x)
     if target.shape[0] != x.shape[0]:
         raise ValueError(f"target has {target.shape[0]} rows but x has {x.shape[0]}; they must match")
+    if start is not None and spec.clamp == "end":
+        raise ValueError("clamp='end' runs the authors' loop, which starts at x itself; a given start is not "
+                         "supported with it (use clamp='step', or no start)")
     if start is not None and start.shape != x.shape:
         raise ValueError(f"start has shape {tuple(start.shape)} but x has {tuple(x.shape)}; they must match")
     if validate and loss is None:  # the spec's named loss takes class labels
@@ -103,7 +120,7 @@ def _run(spec: AttackSpec, model: nn.Module, x: Tensor, target: Tensor, *, gener
         return x.detach().clone(), None
     chunk = batch_size or default_batch_size(x.device)
     chunk = max(1, chunk // spec.samples) if spec.sigma > 0 else chunk
-    graphed = (replay and spec.sigma == 0 and spec.step_norm == spec.norm and not tracing
+    graphed = (replay and spec.sigma == 0 and spec.step_norm == spec.norm and spec.clamp == "step" and not tracing
                and graphs.enabled(x.device))
     outputs, sums = [], []
     with frozen(model):
@@ -136,11 +153,12 @@ def run_attack(spec: AttackSpec, model: nn.Module, x: Tensor, target: Tensor, *,
     ``target`` is whatever the loss takes per example: labels ``[N]`` for the spec's "ce"/"cw" loss, or soft
     targets for a callable ``loss`` (TRADES' KL), which then replaces the spec's. ``start`` replaces the spec's
     start (x itself, or uniform in the ball if ``random_start``) by a given point, projected first (TRADES
-    starts from x + 0.001·N(0, I)). ``validate=False`` skips the checks that read data back to the host (pixel
-    range; labels in the model's classes, found by running it on one example): for callers that checked their
-    data once (the training loop, ``pgd``). ``replay`` replays fixed-shape PGD
-    (σ = 0) from a recorded CUDA graph on a GPU (``advlib.graphs``; same numbers as eager up to summation
-    order; PGD steps only: other specs run eagerly); it changes nothing on a CPU.
+    starts from x + 0.001·N(0, I); not with ``clamp="end"``, whose loop starts at x). ``validate=False`` skips
+    the checks that read data back to the host (pixel range; labels in the model's classes, found by running it
+    on one example): for callers that checked their data once (the training loop, ``pgd``). ``replay`` replays
+    fixed-shape PGD (σ = 0) from a recorded CUDA graph on a GPU (``advlib.graphs``; same numbers as eager up to
+    summation order; PGD steps clamped every step only: other specs run eagerly); it changes nothing on a CPU.
+    Whatever ``spec.clamp``, x_adv lies in the ε-ball and [0,1].
     """
     return _run(spec, model, x, target, generator=generator, loss=loss, start=start, batch_size=batch_size,
                 validate=validate, replay=replay, tracing=False)[0]

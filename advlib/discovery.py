@@ -104,3 +104,16 @@ def select(records: dict[str, dict], *, cells: tuple[str, ...] | None = None,
     return {k: r for k, r in records.items()
             if (cells is None or cell_of(k) in cells)
             and (train_norm is None or protocols.split_cell(cell_of(k))[1] == train_norm)}
+
+
+def read(path: str, root: str | Path | None = None) -> dict:
+    """One committed record by its path under ``results/`` (``"released/trades-released.json"``), with its side files
+    attached (``records.assemble``: the extended block, added rows); ``records.RecordError`` if it is invalid."""
+    return records.assemble((Path(root) if root is not None else results_root()) / path)
+
+
+def folder_records(folder: str, root: str | Path | None = None) -> dict[str, dict]:
+    """The records of any folder under ``results/`` (a profile's, or a re-run's such as ``medium-h100``), keyed by
+    cell, with their side files; empty if the folder does not exist."""
+    path = (Path(root) if root is not None else results_root()) / folder
+    return records.load_records(path) if path.is_dir() else {}

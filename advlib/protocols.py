@@ -190,6 +190,22 @@ PAPER = replace(
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (QUICK, MEDIUM, TOUR, LARGE, FULL, PAPER)}
 
+#: The paper's own PGD-ℓ2 protocol on our models (issue 22, item 2): the authors' ℓ2 attack (Bai-Li/TRADES
+#: pgd_attack_mnist_l2.py, §6.1) starts at x itself (L64), where Table 1's PGD-l2 starts uniformly in the ball (§9),
+#: and clamps to [0,1] once, after its last step (L90), where advlib clamps every step (§6.3). "PGD-l2 x0" is the
+#: profile's PGD-l2 started at x with advlib's per-step clamp; "PGD-l2 x0 end-clamp" the same with the authors'
+#: single clamp (``AttackSpec.clamp = "end"``). Rows beside a record (its rows side file), never in
+#: ``Profile.evaluation``: Table 1's norm-agnostic accuracy stays the worst case over the paper's four attacks.
+PROTOCOL_ROWS = ("PGD-l2 x0", "PGD-l2 x0 end-clamp")
+
+
+def protocol_rows(profile: Profile) -> dict[str, AttackSpec]:
+    """``PROTOCOL_ROWS`` of ``profile`` (name → spec): its PGD-l2 without a random start, clamped every step and at
+    the end."""
+    at_x = replace(profile.evaluation["PGD-l2"], random_start=False)
+    return {PROTOCOL_ROWS[0]: at_x, PROTOCOL_ROWS[1]: replace(at_x, clamp="end")}
+
+
 #: Every choice the paper leaves open, with what advlib does. The book prints this list.
 REPRO_CHOICES = {
     "model init": "PyTorch's default init in quick/medium/full (Madry's TF init, truncated normal σ=0.1 and "

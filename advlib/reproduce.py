@@ -22,6 +22,7 @@ from advlib import _checks, data, extended, identity, models, protocols, records
 from advlib.evaluation import evaluate, predict
 from advlib.protocols import Profile
 from advlib.records import pack_mask
+from advlib.specs import AttackSpec
 from advlib.training import BUILDERS, Natural, fit
 from advlib.training.loop import finished_training
 
@@ -219,12 +220,13 @@ def _same_model(model: nn.Module, x: Tensor, y: Tensor, record: dict) -> None:
                          "record's; it is not the model the record was made with")
 
 
-def add_rows(profile: Profile, cell: str, out: Path, tensors: dict, names: list[str], quiet: bool = True,
+def add_rows(profile: Profile, cell: str, out: Path, tensors: dict, rows: dict[str, AttackSpec], quiet: bool = True,
              revision: str | None = None, model: nn.Module | None = None) -> dict:
-    """Evaluate the rows ``names`` of ``profile.evaluation`` that ``cell``'s record lacks on the model that made it
-    (``model``, else its checkpoint, else trained again: training is deterministic on a CPU, and the model must
-    reproduce the record's clean predictions) and add them to the record's rows side file, which is written after
-    each row; the record itself is not rewritten. Returns the record assembled with its side files."""
+    """Evaluate ``rows`` (name → spec: rows a profile gained after the record was made, or any other row) on the
+    model that made ``cell``'s record (``model``, else its checkpoint, else trained again: training is deterministic
+    on a CPU, and the model must reproduce the record's clean predictions, else ``ValueError``) and add them to the
+    record's rows side file, written after each row; the record itself is not rewritten. Each row is keyed by its
+    dependencies (``advlib.identity.row_dependencies``). Returns the record assembled with its side files."""
     path = out / f"{cell}.json"
     rec = records.read_record(path)
     if model is None:
@@ -233,13 +235,13 @@ def add_rows(profile: Profile, cell: str, out: Path, tensors: dict, names: list[
     side_file = records.side_path(path, "rows")
     side = records.read_side(path, "rows", rec) or {"model": records.model_key(rec), "profile": rec["profile"],
                                                      "cell": cell, "rows": {}}
-    expected = expected_identity(profile, cell, tensors["sources"])["rows"]
-    for name in names:
-        result = evaluate(model, tensors["xt"], tensors["yt"], {name: profile.evaluation[name]}, seed=profile.seed,
-                          quiet=quiet)
-        side["rows"][name] = {**expected[name], "accuracy": result.accuracy()[name],
-                              "mask": pack_mask(result.correct[name]), "seconds": result.seconds[name],
-                              "device": runtime.device_name(tensors["xt"].device),
+    test = tensors["sources"]["test"]["fingerprint"]
+    for name, spec in rows.items():
+        deps = identity.row_dependencies(spec, test, profile.seed)
+        result = evaluate(model, tensors["xt"], tensors["yt"], {name: spec}, seed=profile.seed, quiet=quiet)
+        side["rows"][name] = {"key": identity.key(deps), "depends": deps, "spec": spec.config(),
+                              "accuracy": result.accuracy()[name], "mask": pack_mask(result.correct[name]),
+                              "seconds": result.seconds[name], "device": runtime.device_name(tensors["xt"].device),
                               "git_revision": revision or records.git_revision(),
                               "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         side = {k: v for k, v in side.items() if k not in ("schema", "kind", "digest")}
@@ -365,7 +367,7 @@ def reproduce(profile: str, cells: str | list[str] | None = None, out: str | Pat
             if state != "current":
                 rec = run_cell(prof, cell, out, tensors, quiet, revision, deadline)
             elif missing:
-                add_rows(prof, cell, out, tensors, missing, quiet, revision)
+                add_rows(prof, cell, out, tensors, {name: prof.evaluation[name] for name in missing}, quiet, revision)
             if extend:
                 rec = extend_cell(prof, cell, out, tensors, quiet, revision)
                 _print_extended(prof.name, cell, rec)

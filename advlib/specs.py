@@ -43,6 +43,11 @@ SO_LINF_L2_STEP = MADRY_LINF_STEP * SIGN_STEP_L2_LENGTH
 KINDS = ("pgd", "so")
 LOSSES = ("ce", "cw")
 LINF_STEPS = ("sign", "l2")
+#: Where an attack enforces the pixel range [0,1]: "step", on every iterate (advlib's attacks; REPRO CHOICE, §6.3),
+#: or "end", once after the last step, as the authors' ℓ2 code does (Bai-Li/TRADES pgd_attack_mnist_l2.py: starts at
+#: x, L64; rescales onto the ℓ2 ball without a clamp, L85-89; clamps after the loop, L90; §6.1). Their ℓ∞ code
+#: clamps every step, so "end" is defined for ℓ2 without a random start only.
+CLAMPS = ("step", "end")
 
 
 def default_step_size(norm: str, eps: float, steps: int) -> float:
@@ -56,8 +61,10 @@ def default_step_size(norm: str, eps: float, steps: int) -> float:
 class AttackSpec:
     """One attack, completely: ``kind`` "pgd" (projected gradient ascent) or "so" (second order: the gradient
     averaged over ``samples`` draws of N(0, σ²I)), the norm, ε, ``steps`` of ``step_size``, whether it starts
-    uniformly inside the ball, ``linf_step`` (ℓ∞ S-O: "sign", the authors' code, or "l2", the paper's text) and
-    the loss it ascends ("ce" or Madry's "cw" margin loss). Build one with ``AttackSpec.pgd``/``.so``/``.fgsm``.
+    uniformly inside the ball, ``linf_step`` (ℓ∞ S-O: "sign", the authors' code, or "l2", the paper's text),
+    the loss it ascends ("ce" or Madry's "cw" margin loss) and ``clamp``, where it enforces [0,1] (``CLAMPS``:
+    "step", every iterate; "end", once after the last step, the authors' ℓ2 loop: ℓ2 without a random start only).
+    Build one with ``AttackSpec.pgd``/``.so``/``.fgsm``.
     """
 
     kind: str
@@ -70,6 +77,7 @@ class AttackSpec:
     samples: int = 1
     linf_step: str = "sign"
     loss: str = "ce"
+    clamp: str = "step"  # last, and at its default in no record's key (advlib.identity.spec_config)
 
     def __post_init__(self) -> None:
         _checks.choice("attack kind", self.kind, KINDS)
@@ -80,26 +88,32 @@ class AttackSpec:
         _checks.count("samples", self.samples, minimum=1)
         _checks.choice("linf_step", self.linf_step, LINF_STEPS)
         _checks.choice("loss", self.loss, LOSSES)
+        _checks.choice("clamp", self.clamp, CLAMPS)
+        if self.clamp == "end" and (self.norm, self.random_start) != ("l2", False):
+            raise ValueError(f"clamp='end' (the authors' single clamp after the last step) is defined for ℓ2 without "
+                             f"a random start (norm 'l2', random_start=False); got norm {self.norm!r}, random_start="
+                             f"{self.random_start} (the authors' ℓ∞ code clamps every step: use clamp='step')")
         if self.kind == "pgd" and (self.sigma, self.samples, self.linf_step) != (0.0, 1, "sign"):
             raise ValueError(f"a 'pgd' spec takes no sigma, samples or linf_step (got sigma={self.sigma}, "
                              f"samples={self.samples}, linf_step={self.linf_step!r}); use kind 'so' for S-O")
 
     @classmethod
     def pgd(cls, norm: str, *, steps: int = STEPS, eps: float | None = None, step_size: float | None = None,
-            random_start: bool = True, loss: str = "ce") -> AttackSpec:
+            random_start: bool = True, loss: str = "ce", clamp: str = "step") -> AttackSpec:
         """PGD (Madry et al. 2018): the paper's ε and 40 steps unless given; step by ``default_step_size``."""
         eps = EPS[lp.check_norm(norm)] if eps is None else eps
         step_size = default_step_size(norm, eps, steps) if step_size is None else step_size
-        return cls("pgd", norm, eps, steps, step_size, random_start=random_start, loss=loss)
+        return cls("pgd", norm, eps, steps, step_size, random_start=random_start, loss=loss, clamp=clamp)
 
     @classmethod
     def so(cls, norm: str, *, steps: int = STEPS, samples: int = SAMPLES, eps: float | None = None,
            sigma: float | None = None, step_size: float | None = None, linf_step: str = "sign",
-           loss: str = "ce") -> AttackSpec:
+           loss: str = "ce", clamp: str = "step") -> AttackSpec:
         """S-O (Li et al. 2019, eq. 4): the authors' σ and 40 steps × 20 draws unless given; never a random start.
 
         ``linf_step="l2"`` (ℓ∞ only; the paper's text) steps along g/‖g‖₂ by ``SIGN_STEP_L2_LENGTH`` times the
-        sign step of the step rule (``SO_LINF_L2_STEP`` = 0.28 at the paper's ε and 40 steps).
+        sign step of the step rule (``SO_LINF_L2_STEP`` = 0.28 at the paper's ε and 40 steps). ``clamp="end"`` (ℓ2):
+        the authors' loop, which clamps to [0,1] once, after the last step (``CLAMPS``).
         """
         lp.check_norm(norm)
         eps = EPS[norm] if eps is None else eps
@@ -108,7 +122,8 @@ class AttackSpec:
             if (norm, linf_step) == ("linf", "l2"):
                 step_size *= SIGN_STEP_L2_LENGTH
         return cls("so", norm, eps, steps, step_size, random_start=False,
-                   sigma=SIGMA[norm] if sigma is None else sigma, samples=samples, linf_step=linf_step, loss=loss)
+                   sigma=SIGMA[norm] if sigma is None else sigma, samples=samples, linf_step=linf_step, loss=loss,
+                   clamp=clamp)
 
     @classmethod
     def fgsm(cls, norm: str, *, eps: float | None = None, loss: str = "ce") -> AttackSpec:

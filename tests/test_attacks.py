@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import pytest
 import torch
@@ -279,6 +280,8 @@ SPECS = {
     "so-l2": AttackSpec.so("l2", eps=2.0, steps=2, samples=2, step_size=1.0),
     "so-linf-l2step": AttackSpec.so("linf", eps=0.1, steps=2, samples=2, linf_step="l2"),
     "fgsm-linf": AttackSpec.fgsm("linf", eps=0.1),
+    "pgd-l2-end": AttackSpec.pgd("l2", eps=2.0, steps=3, step_size=0.8, random_start=False, clamp="end"),
+    "so-l2-end": AttackSpec.so("l2", eps=2.0, steps=2, samples=2, step_size=1.0, clamp="end"),
 }
 
 
@@ -305,6 +308,7 @@ def test_replay_on_a_cpu_changes_nothing(name, make_model, batch, make_generator
     (AttackSpec.pgd("l2", steps=3), True),
     (AttackSpec.so("l2", steps=3, samples=2), False),  # σ > 0: averaged gradients are not recorded
     (AttackSpec.so("linf", steps=3, samples=1, sigma=0.0, linf_step="l2"), False),  # the graph steps by sign only
+    (AttackSpec.pgd("l2", steps=3, random_start=False, clamp="end"), False),  # the graph clamps every step
 ])
 def test_replay_routes_only_plain_pgd_steps_to_the_cuda_graph(spec, graphed, monkeypatch, natural_linear, batch,
                                                               make_generator):
@@ -426,6 +430,90 @@ def test_only_eps_given_follows_the_step_rule(natural_linear, batch, make_genera
     x, y = batch
     ours = pgd(natural_linear, x, y, norm="linf", eps=0.1, steps=4, random_start=False)
     assert_nearly_equal(ours, hand_pgd(natural_linear, x, y, "linf", 0.1, 4, 2.5 * 0.1 / 4))
+
+
+# ---------------------------------------------------------------- the authors' clamp at the end -------
+
+def hand_l2_clamp_at_end(model, x, y, eps, steps, step_size):
+    """The authors' ℓ2 loop without noise (Bai-Li/TRADES pgd_attack_mnist_l2.py L64-90), from scratch: start at x,
+    step along g/‖g‖₂, rescale δ onto the ℓ2 ball if it is longer, no [0,1] clamp until after the last step."""
+    # independent oracle: plain torch, written from the authors' script, not from advlib
+    x_adv = x.clone()
+    for _ in range(steps):
+        x_adv.requires_grad_(True)
+        (g,) = torch.autograd.grad(F.cross_entropy(model(x_adv), y, reduction="sum"), x_adv)
+        with torch.no_grad():
+            x_adv = x_adv + step_size * g / g.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
+            delta = x_adv - x
+            dn = delta.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
+            x_adv = x + delta * torch.clamp(eps / dn, max=1.0)
+    return x_adv.clamp(0, 1)
+
+
+def end_and_step(spec_end, model, x, y, seed=0, batch_size=None):
+    """The same spec run with clamp "end" and with clamp "step", from equal generators."""
+    spec_step = replace(spec_end, clamp="step")
+    return (run_attack(spec_end, model, x, y, generator=torch.Generator().manual_seed(seed), batch_size=batch_size),
+            run_attack(spec_step, model, x, y, generator=torch.Generator().manual_seed(seed), batch_size=batch_size))
+
+
+def test_clamp_at_end_matches_the_hand_written_authors_loop(natural_linear, mnist_batch):
+    x, y = mnist_batch[0][:16], mnist_batch[1][:16]
+    spec = AttackSpec.pgd("l2", eps=4.0, steps=8, step_size=1.0, random_start=False, clamp="end")
+    ours = run_attack(spec, natural_linear, x, y)
+    assert_nearly_equal(ours, hand_l2_clamp_at_end(natural_linear, x, y, 4.0, 8, 1.0))
+    assert_feasible(ours, x, "l2", 4.0)
+    # and the per-step clamp is the other hand-written loop
+    assert_nearly_equal(run_attack(replace(spec, clamp="step"), natural_linear, x, y),
+                        hand_pgd(natural_linear, x, y, "l2", 4.0, 8, 1.0))
+
+
+@pytest.mark.parametrize("spec", [
+    AttackSpec.pgd("l2", eps=0.2, steps=5, step_size=0.1, random_start=False, clamp="end"),
+    AttackSpec.so("l2", eps=0.2, steps=5, sigma=0.1, samples=3, clamp="end"),
+])
+def test_clamp_at_end_equals_the_step_clamp_when_no_iterate_leaves_the_unit_box(spec, make_model, batch):
+    x, y = batch
+    x = 0.3 + 0.4 * x  # pixels in [0.3, 0.7]; with ε = 0.2 in ℓ2 no coordinate moves by more than 0.2
+    end, step = end_and_step(spec, make_model("cnn").eval(), x, y, seed=3, batch_size=6)  # chunks of 6 (PGD), 2 (S-O)
+    assert torch.equal(end, step)
+    assert not torch.equal(end, x)
+
+
+@pytest.mark.parametrize("spec", [
+    AttackSpec.pgd("l2", eps=4.0, steps=10, random_start=False, clamp="end"),
+    AttackSpec.so("l2", eps=4.0, steps=6, samples=2, clamp="end"),
+])
+def test_clamp_at_end_differs_measurably_on_mnist_and_stays_feasible(spec, natural_linear, mnist_batch):
+    x, y = mnist_batch[0][:32], mnist_batch[1][:32]  # black backgrounds: steps push pixels below 0
+    end, step = end_and_step(spec, natural_linear, x, y, seed=1)
+    assert_feasible(end, x, "l2", spec.eps)
+    assert (end - step).flatten(1).norm(dim=1).mean() > 0.1 * spec.eps
+    # clamped once at the end, the perturbation loses what left [0,1]: shorter than the per-step clamp's
+    assert lp.norm_of(end - x, "l2").mean() < lp.norm_of(step - x, "l2").mean()
+
+
+def test_clamp_at_end_leaves_inputs_and_model_state_alone(tiny_model, batch, make_generator):
+    x, y = batch
+    x0 = x.clone()
+    tiny_model.train()
+    out = run_attack(AttackSpec.so("l2", eps=1.0, steps=2, samples=2, clamp="end"), tiny_model, x, y,
+                     generator=make_generator())
+    assert torch.equal(x, x0) and tiny_model.training and not out.requires_grad
+    assert all(p.requires_grad for p in tiny_model.parameters())
+
+
+def test_clamp_at_end_refuses_a_given_start(natural_linear, batch):
+    x, y = batch
+    with pytest.raises(ValueError, match="clamp='end' .* starts at x itself; a given start is not supported"):
+        run_attack(AttackSpec.pgd("l2", random_start=False, clamp="end"), natural_linear, x, y, start=x.clone())
+
+
+def test_clamp_at_end_traces_its_returned_point(natural_linear, mnist_batch):
+    x, y = mnist_batch[0][:16], mnist_batch[1][:16]
+    traced = traced_attack(AttackSpec.pgd("l2", eps=4.0, steps=6, random_start=False, clamp="end"), natural_linear,
+                           x, y)
+    assert traced.trace.loss[-1] == pytest.approx(ce(natural_linear, traced.x_adv, y).mean().item(), rel=1e-5)
 
 
 # ---------------------------------------------------------------- trace -------------------------------

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from advlib import discovery, protocols
-from advlib.records import write_record
+from advlib.records import RecordError, write_record
 from conftest import REPO, acc, make_record, synthetic_identity
 
 
@@ -123,3 +123,15 @@ def test_cell_of_and_select_read_plain_and_labelled_keys():
     assert list(discovery.select(recs, cells=("trades-l2", "max-union"))) == ["trades-l2 (large)", "max-union (medium)"]
     assert list(discovery.select(recs, cells=("madry-linf", "trades-l2"), train_norm="l2")) == ["trades-l2 (large)"]
     assert discovery.select(recs) == recs
+
+
+def test_read_and_folder_records_attach_side_files(tmp_path):
+    from conftest import full_record
+    rec = full_record("madry-linf", acc(40, 60, 40, 55), extended={"AA-l2": 40.0, "AA-linf": 50.0})
+    write_record(tmp_path / "medium-h100" / "madry-linf.json", rec)
+    assert discovery.read("medium-h100/madry-linf.json", tmp_path)["accuracy"] == rec["accuracy"]
+    assert "extended" in discovery.read("medium-h100/madry-linf.json", tmp_path)
+    assert list(discovery.folder_records("medium-h100", tmp_path)) == ["madry-linf"]  # any folder, not only profiles
+    assert discovery.folder_records("large-cpu", tmp_path) == {}
+    with pytest.raises(RecordError):
+        discovery.read("medium-h100/absent.json", tmp_path)

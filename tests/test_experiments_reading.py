@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from advlib.experiments.reading import NEGLIGIBLE_SHARE, percent_text, share_text
+from advlib.experiments.reading import NEGLIGIBLE_SHARE, model_text, percent_text, share_text
 
 
 def test_percent_text_has_one_decimal_and_a_spaced_sign():
@@ -19,3 +19,8 @@ def test_share_text_calls_a_negligible_share_none():
     assert share_text(0.03, negligible=0.01) == "3 %"
     with pytest.raises(ValueError, match="negligible must be in \\[0, 1\\), got 1.5"):
         share_text(0.5, negligible=1.5)
+
+
+def test_model_text_names_the_model_key_or_the_old_configuration_hash():
+    assert model_text({"profile": "large", "model_key": "c418e0dfcbc43452"}) == "large, model c418e0df"
+    assert model_text({"profile": "large", "config_hash": "9ca0e08c"}) == "large, profile config 9ca0e08c"

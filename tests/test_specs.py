@@ -33,25 +33,26 @@ def test_the_constants_are_the_documented_values():
     assert (specs.RELATIVE_STEP, specs.MADRY_LINF_STEP, specs.SO_LINF_L2_STEP) == (2.5, 0.01, 0.28)
     assert specs.SO_LINF_L2_STEP == pytest.approx(0.01 * math.sqrt(784))  # the ℓ2 length of a 0.01 sign step
     assert (specs.KINDS, specs.LOSSES, specs.LINF_STEPS) == (("pgd", "so"), ("ce", "cw"), ("sign", "l2"))
+    assert specs.CLAMPS == ("step", "end")
 
 
 def test_linf_pgd_is_madrys_40_steps_of_0_01():
     assert fields_of(AttackSpec.pgd("linf")) == {
         "kind": "pgd", "norm": "linf", "eps": 0.3, "steps": 40, "step_size": 0.01, "random_start": True,
-        "sigma": 0.0, "samples": 1, "linf_step": "sign", "loss": "ce"}
+        "sigma": 0.0, "samples": 1, "linf_step": "sign", "loss": "ce", "clamp": "step"}
 
 
 def test_l2_pgd_is_40_steps_of_0_25():
     assert fields_of(AttackSpec.pgd("l2")) == {
         "kind": "pgd", "norm": "l2", "eps": 4.0, "steps": 40, "step_size": 0.25, "random_start": True,
-        "sigma": 0.0, "samples": 1, "linf_step": "sign", "loss": "ce"}
+        "sigma": 0.0, "samples": 1, "linf_step": "sign", "loss": "ce", "clamp": "step"}
 
 
 @pytest.mark.parametrize("norm, sigma, step", [("l2", 0.15, 0.25), ("linf", 0.1, 0.01)])
 def test_second_order_has_the_authors_sigma_20_draws_and_no_random_start(norm, sigma, step):
     assert fields_of(AttackSpec.so(norm)) == {
         "kind": "so", "norm": norm, "eps": PAPER_EPS[norm], "steps": 40, "step_size": step, "random_start": False,
-        "sigma": sigma, "samples": 20, "linf_step": "sign", "loss": "ce"}
+        "sigma": sigma, "samples": 20, "linf_step": "sign", "loss": "ce", "clamp": "step"}
 
 
 @pytest.mark.parametrize("factory, norm, kwargs, step", [
@@ -102,7 +103,7 @@ def test_linf_second_order_along_l2_steps_0_28():
 def test_fgsm_is_one_step_of_eps_from_x_itself(norm):
     assert fields_of(AttackSpec.fgsm(norm)) == {
         "kind": "pgd", "norm": norm, "eps": PAPER_EPS[norm], "steps": 1, "step_size": PAPER_EPS[norm],
-        "random_start": False, "sigma": 0.0, "samples": 1, "linf_step": "sign", "loss": "ce"}
+        "random_start": False, "sigma": 0.0, "samples": 1, "linf_step": "sign", "loss": "ce", "clamp": "step"}
     small = AttackSpec.fgsm(norm, eps=0.05, loss="cw")
     assert (small.eps, small.steps, small.step_size, small.random_start, small.loss) == (0.05, 1, 0.05, False, "cw")
 
@@ -162,10 +163,35 @@ def test_specs_are_frozen_and_hashable():
     assert len({spec, AttackSpec.pgd("l2"), AttackSpec.pgd("linf")}) == 2
 
 
+def test_clamp_end_is_the_authors_l2_loop_without_a_random_start():
+    assert AttackSpec.pgd("l2").clamp == AttackSpec.so("l2").clamp == AttackSpec.fgsm("linf").clamp == "step"
+    pgd = AttackSpec.pgd("l2", random_start=False, clamp="end")
+    assert (pgd.clamp, pgd.random_start, pgd.norm) == ("end", False, "l2")
+    so = AttackSpec.so("l2", clamp="end")
+    assert so.clamp == "end" and fields_of(so) == {**fields_of(AttackSpec.so("l2")), "clamp": "end"}
+    assert dataclasses.replace(AttackSpec.pgd("l2", random_start=False), clamp="end") == pgd
+    assert pgd.scaled(0.5).clamp == pgd.with_eps(2.0).clamp == pgd.with_steps(10).clamp == "end"
+
+
+def test_clamp_is_last_so_positional_specs_keep_their_meaning():
+    names = [f.name for f in dataclasses.fields(AttackSpec)]
+    assert names[-1] == "clamp" and AttackSpec("pgd", "l2", 1.0, 2, 0.5, False).clamp == "step"
+
+
+def test_the_clamp_field_at_its_default_is_in_no_key_and_every_committed_record_stays_current():
+    from advlib import identity, verify
+    from conftest import REPO
+    assert "clamp" not in identity.spec_config(AttackSpec.pgd("l2"))
+    assert identity.spec_config(AttackSpec.so("l2", clamp="end"))["clamp"] == "end"
+    findings = verify.verify(REPO / "results")
+    assert any(f.state == "current" and f.path.name == "madry-linf.json" for f in findings)
+    assert not verify.failed(findings), verify.report([f for f in findings if verify.failed([f])], REPO / "results")
+
+
 def test_config_holds_every_field():
     ce = AttackSpec.pgd("linf", steps=5).config()
     assert ce == {"kind": "pgd", "norm": "linf", "eps": 0.3, "steps": 5, "step_size": pytest.approx(0.15),
-                  "random_start": True, "sigma": 0.0, "samples": 1, "linf_step": "sign", "loss": "ce"}
+                  "random_start": True, "sigma": 0.0, "samples": 1, "linf_step": "sign", "loss": "ce", "clamp": "step"}
     cw = AttackSpec.pgd("linf", steps=5, loss="cw").config()
     assert cw["loss"] == "cw" and {k: v for k, v in cw.items() if k != "loss"} == \
         {k: v for k, v in ce.items() if k != "loss"}
@@ -195,6 +221,11 @@ def test_config_holds_every_field():
     (lambda: AttackSpec.so("linf", linf_step="l1"), r"unknown linf_step 'l1'"),
     (lambda: AttackSpec.fgsm("linf", eps=float("nan")), r"eps must be a finite number >= 0, got nan"),
     (lambda: AttackSpec.fgsm("l2", loss="hinge"), r"unknown loss 'hinge'"),
+    (lambda: AttackSpec.pgd("l2", clamp="never"), r"unknown clamp 'never'; valid choices: 'step', 'end'"),
+    (lambda: AttackSpec.pgd("l2", clamp="end"),
+     r"clamp='end' .* ℓ2 without a random start .*got norm 'l2', random_start=True"),
+    (lambda: AttackSpec.so("linf", clamp="end"), r"clamp='end' .*got norm 'linf', random_start=False"),
+    (lambda: AttackSpec("pgd", "linf", 0.3, 1, 0.3, False, clamp="end"), r"use clamp='step'"),
 ])
 def test_a_bad_value_raises_value_error_naming_it(build, message):
     with pytest.raises(ValueError, match=message):

@@ -1,6 +1,6 @@
-"""``python -m advlib released-ablations`` and ``python -m advlib large-linf-ablations``: the argument parsing.
+"""``python -m advlib released-ablations``, ``large-linf-ablations`` and ``protocol-rows``: the argument parsing.
 
-``add_commands`` adds both subcommands to ``advlib.__main__``'s parser; the experiments themselves are imported
+``add_commands`` adds the subcommands to ``advlib.__main__``'s parser; the experiments themselves are imported
 only when a command runs.
 """
 from __future__ import annotations
@@ -57,8 +57,34 @@ def _large_linf(args: argparse.Namespace) -> None:
                    log=partial(print, flush=True))
 
 
+def profile_name(text: str) -> str:
+    """A profile's name (argparse type), one of ``advlib.protocols.PROFILES``."""
+    from advlib import protocols
+    if text not in protocols.PROFILES:
+        raise argparse.ArgumentTypeError(f"unknown profile {text!r}; valid: {', '.join(protocols.PROFILES)}")
+    return text
+
+
+def cell_list(text: str) -> str:
+    """Comma-separated cells or keywords (argparse type), as ``advlib.protocols.parse_cells`` takes them."""
+    from advlib import protocols
+    try:
+        protocols.parse_cells(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
+
+
+def _protocol_rows(args: argparse.Namespace) -> None:
+    import torch
+
+    from advlib.experiments import protocol_rows
+    torch.set_num_threads(args.threads)
+    protocol_rows.run(args.profile, args.cells, args.results, log=partial(print, flush=True))
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    """Add ``released-ablations`` and ``large-linf-ablations`` to the subcommands ``sub``."""
+    """Add ``released-ablations``, ``large-linf-ablations`` and ``protocol-rows`` to the subcommands ``sub``."""
     rel = sub.add_parser("released-ablations", help="ablations of the TRADES authors' released MNIST model "
                                                     "(chapter 9; resumable)")
     rel.add_argument("--n", type=positive_int, default=1000,
@@ -88,3 +114,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                      help="folder whose checkpoints/ hold the large models (default results/large)")
     big.add_argument("--tiny", action="store_true", help="test only: tiny settings, meaningless numbers")
     big.set_defaults(run=_large_linf)
+    rows = sub.add_parser("protocol-rows", help="train Table 1 models again on this CPU, compare them with the "
+                                                "committed records and add the paper's PGD-l2 protocol rows "
+                                                "(resumable)")
+    rows.add_argument("--profile", type=profile_name, default="medium", help="the records' profile (default medium)")
+    rows.add_argument("--cells", type=cell_list, default=None,
+                      help="comma-separated cells, or 'all' (default: the 12 Table 1 cells)")
+    rows.add_argument("--results", type=Path, default=None, help="records folder (default results/<profile>)")
+    rows.add_argument("--threads", type=positive_int, default=2,
+                      help="torch intra-op threads (default 2: the medium records were made with 2)")
+    rows.set_defaults(run=_protocol_rows)

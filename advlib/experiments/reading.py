@@ -18,3 +18,11 @@ def share_text(fraction: float, negligible: float = NEGLIGIBLE_SHARE) -> str:
     if not 0 <= negligible < 1:
         raise ValueError(f"negligible must be in [0, 1), got {negligible}")
     return "none of it" if fraction < negligible else f"{100 * fraction:.0f} %"
+
+
+def model_text(entry: dict) -> str:
+    """An experiment's model entry in words: its profile and identity — the model key (``advlib.identity``) of
+    documents written since record identities exist, the profile's configuration hash of those written before."""
+    if "model_key" in entry:
+        return f"{entry['profile']}, model {entry['model_key'][:8]}"
+    return f"{entry['profile']}, profile config {entry['config_hash']}"

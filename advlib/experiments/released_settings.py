@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
 
-from advlib.specs import AttackSpec
+from advlib.specs import SAMPLES, SIGMA, STEPS, AttackSpec
 
 ITEMS = ("a", "b", "c", "d", "e", "f", "g")
 TITLES = {
@@ -31,11 +31,11 @@ class Settings:
     n_autoattack: int = 1000                        # g
     n_hessian: int = 20                             # f
     seed: int = 0
-    steps: int = 40                                 # the paper's PGD and S-O
+    steps: int = STEPS                              # the paper's PGD and S-O
     sigmas: tuple[float, ...] = (0.0, 0.05, 0.15, 0.3)
     draws: tuple[int, ...] = (1, 5, 20)
-    authors_sigma: float = 0.15                     # Bai-Li/TRADES pgd_attack_mnist_l2.py:L62
-    authors_draws: int = 20                         # ibid. L68
+    authors_sigma: float = SIGMA["l2"]              # Bai-Li/TRADES pgd_attack_mnist_l2.py:L62
+    authors_draws: int = SAMPLES                    # ibid. L68
     restarts: int = 20
     long_steps: int = 800
     curve_steps: tuple[int, ...] = (40, 100, 200, 400, 800)   # PGD at the paper's step 0.25, longer and longer
