@@ -3,8 +3,8 @@
 Two test images of different classes at distance ≤ 2ε (ℓ2 or ℓ∞) share a point of both ε-balls, their midpoint,
 which lies in the [0,1] box because both images do: no classifier can be robust on both. A matching M of such
 conflicting pairs therefore bounds the robust accuracy of *any* classifier on those n images by (n − |M|)/n.
-The bound holds for whichever matching is used; the larger M, the tighter it is, and each row says how far its
-matching can be from the maximum (``max_matching_upper``, a certificate from the fractional matching number).
+The bound holds for whichever matching is used; the larger M, the tighter it is. ``maximum_matching`` finds a
+maximum one (Edmonds' blossom search) and proves it with a Tutte–Berge certificate (``max_matching_upper``).
 
 A training image of another class inside a test image's ε-ball is an adversarial example that needs no
 gradient (``nearest_real_digit``): a model that labels that training image correctly is fooled by it.
@@ -20,7 +20,7 @@ import time
 from collections import deque
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import torch
@@ -31,9 +31,12 @@ from torch import Tensor
 
 from advlib import _checks, lp
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 log = logging.getLogger("advlib")
 KIND = "bounds"
-#: Radii: Table 1's (``specs.EPS``), the literature's ℓ2 2.0, and points of the robustness curves (``specs.CURVE_RADII``).
+#: Radii: Table 1's (``specs.EPS``), the literature's ℓ2 2.0, points of the robustness curves (``specs.CURVE_RADII``).
 EPSILONS: dict[str, tuple[float, ...]] = {"l2": (1.5, 2.0, 3.0, 4.0), "linf": (0.3, 0.4)}
 #: The test-set prefix that the medium and large profiles evaluate on; its rows are keyed "<norm>@<eps>@1000".
 SUBSET = 1000
@@ -105,7 +108,7 @@ def _close_l2(a: np.ndarray, ya: np.ndarray, b: np.ndarray, yb: np.ndarray, radi
         first = start if same else 0  # within one set, only columns j > i
         d2 = na[start:stop, None] + nb[None, first:] - 2 * ta[start:stop] @ tb[first:].T
         slack = 1e-9 * (na[start:stop, None] + nb[None, first:] + 1)  # ≫ float64 round-off of the identity
-        near = (d2 <= limit + slack)
+        near = (d2 <= limit + slack) & (la[start:stop, None] != lb[None, first:])
         if same:
             near &= torch.ones_like(near).triu(1)
         ii, jj = near.nonzero(as_tuple=True)
@@ -201,9 +204,10 @@ def _greedy(indptr: np.ndarray, indices: np.ndarray) -> np.ndarray:
     return mate
 
 
-def _blossom_search(indptr: np.ndarray, indices: np.ndarray, mate: np.ndarray, root: int) -> tuple[int, np.ndarray, np.ndarray]:
+def _blossom_search(indptr: np.ndarray, indices: np.ndarray, mate: np.ndarray,
+                    root: int) -> tuple[int, np.ndarray, np.ndarray]:
     """Edmonds' search for an augmenting path from the free vertex ``root`` (alternating tree, odd cycles
-    contracted to their base; the array formulation of e-maxx.ru's "Edmonds blossom algorithm").
+    contracted to their base; Edmonds 1965, in the classic O(V³) formulation taught on e-maxx.ru).
 
     Returns ``(end, parent, even)``: ``end`` is the free vertex the path reaches (-1 if none), ``parent`` lets
     ``_flip`` walk the path back, ``even`` marks the vertices reached by an even alternating path from ``root``.
@@ -336,6 +340,7 @@ def nearest_real_digit(x: Tensor, y: Tensor, x_train: Tensor, y_train: Tensor, n
 
 
 def _hex(values: np.ndarray) -> str:
+    """Indices (< 2³²) as the hex of little-endian uint32: compact in JSON, read back by ``unhex``."""
     return np.asarray(values, dtype="<u4").tobytes().hex()
 
 
@@ -383,8 +388,8 @@ def default_path() -> Path:
 def compute(out: str | Path | None = None, norms: tuple[str, ...] = lp.NORMS, *, subset: int = SUBSET,
             quiet: bool = False) -> dict:
     """Compute every missing row of ``EPSILONS`` for ``norms`` on the whole MNIST test set and its first
-    ``subset`` images, writing the sealed document after each row (resumable: rows present are kept unless
-    the data's fingerprints changed). Returns the document."""
+    ``subset`` images (nearest real digits from the 60k training set), writing the sealed document after each row
+    (resumable: rows present are kept unless the data's fingerprints changed). Returns the document."""
     from advlib import data, records
     norms = tuple(lp.check_norm(nm) for nm in norms)
     path = Path(out) if out is not None else default_path()
@@ -396,6 +401,7 @@ def compute(out: str | Path | None = None, norms: tuple[str, ...] = lp.NORMS, *,
         except records.RecordError as err:
             log.warning("recomputing every row: %s", err)
         if doc.get("data") != fingerprints:
+            log.warning("%s was computed on other MNIST files (%s); recomputing every row", path, doc.get("data"))
             doc = {"rows": {}}
     x, y = data.load_mnist("test")
     x_train, y_train = data.load_mnist("train")
