@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     bnd.add_argument("--norms", nargs="+", default=["l2", "linf"], choices=["l2", "linf"], help="default both")
     bnd.set_defaults(run=lambda args: __import__("advlib.bounds").bounds.command(args.out, args.norms))  # lazy: scipy
     from advlib.experiments import cli as experiments_cli
-    experiments_cli.add_commands(sub)  # released-ablations, large-linf-ablations
+    experiments_cli.add_commands(sub)  # released-ablations, large-linf-ablations, protocol-rows
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:

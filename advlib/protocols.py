@@ -230,7 +230,8 @@ REPRO_CHOICES = {
                   "each anchor's own (§1.2, §2.3, §3.2, §4.1).",
     "optimiser": "Adam 1e-3 in the quick, medium, large and full profiles (short schedules); anchors' own in paper.",
     "S-O ℓ∞ step": "the authors' code steps by sign(g); the paper's text by g/‖g‖₂ (linf_step='l2', step 0.28) (§6.3).",
-    "S-O clamp": "iterates are clamped to [0,1] at every step (the authors clamp ℓ2 only at the end) (§6.3).",
+    "S-O clamp": "iterates are clamped to [0,1] at every step (the authors clamp ℓ2 only at the end; an AttackSpec "
+                 "with clamp='end' runs their loop, e.g. the protocol row 'PGD-l2 x0 end-clamp') (§6.3).",
     "S-O noise": "fresh Gaussian draws per sample and step, noisy points not clipped (§6.1-6.2).",
     "reduced step counts": "with fewer steps than 40, PGD and S-O steps are 2.5·ε/steps (quick, medium, large training); "
                            "training PGD uses 5 steps in quick and medium, 10 in large, 40 in full and paper.",

@@ -220,29 +220,48 @@ SIDE_FIELDS = ("schema", "kind", "digest", "model", "profile", "cell")
 
 def assemble(record_path: str | Path) -> dict:
     """The record at ``record_path`` with its side files attached: ``record["extended"]`` (the extended block) and
-    the added rows merged into ``accuracy`` and ``masks`` (their provenance under ``record["added_rows"]``).
-    ``RecordError`` if the record itself is invalid."""
+    ``record["added_rows"]`` (name → accuracy, packed mask, spec, provenance: rows evaluated on the record's model
+    after it was made). The record's own ``accuracy`` and ``masks`` stay the rows it was made with, so Table 1 and
+    its norm-agnostic accuracy never change under a reader. ``RecordError`` if the record itself is invalid."""
     record = read_record(record_path)
     extended = read_side(record_path, "extended", record)
     if extended is not None:
         record["extended"] = {k: v for k, v in extended.items() if k not in SIDE_FIELDS}
     rows = read_side(record_path, "rows", record)
     if rows is not None:
-        added = {k: v for k, v in rows["rows"].items() if k not in record["accuracy"]}
-        record["accuracy"] = {**record["accuracy"], **{k: v["accuracy"] for k, v in added.items()}}
-        record["masks"] = {**record["masks"], **{k: v["mask"] for k, v in added.items()}}
-        record["added_rows"] = {k: {f: x for f, x in v.items() if f != "mask"} for k, v in added.items()}
+        record["added_rows"] = rows["rows"]
     return record
+
+
+def added_accuracy(record: dict, name: str) -> float:
+    """The accuracy of row ``name``: the record's own row, else one added later (``assemble``); ``KeyError`` naming
+    the rows it has otherwise."""
+    if name in record["accuracy"]:
+        return record["accuracy"][name]
+    added = record.get("added_rows", {})
+    if name not in added:
+        raise KeyError(f"{record['profile']}/{record['cell']} has no row {name!r}; it has "
+                       f"{', '.join(list(record['accuracy']) + list(added))}")
+    return added[name]["accuracy"]
+
+
+def is_document(path: Path) -> bool:
+    """Whether ``path`` holds a sealed document (it has a ``kind``), not a record."""
+    try:
+        found = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(found, dict) and "kind" in found
 
 
 def load_records(folder: str | Path) -> dict[str, dict]:
     """All valid records in ``folder`` keyed by cell, each with its side files (``assemble``); invalid ones are
-    skipped with a warning."""
+    skipped with a warning, sealed documents beside them (``is_document``) silently."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ValueError(f"no results folder {folder}; run `python -m advlib reproduce --profile P --out {folder}`")
     out = {}
-    for path in sorted(p for p in folder.glob("*.json") if is_record_path(p)):
+    for path in sorted(p for p in folder.glob("*.json") if is_record_path(p) and not is_document(p)):
         try:
             record = assemble(path)
         except RecordError as err:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-from advlib import extended, identity, protocols, records, released, reproduce
+from advlib import data, extended, identity, protocols, records, released, reproduce
 from advlib.records import RecordError
 
 STATES = ("current", "stale", "invalid", "missing", "unsealed")
@@ -122,7 +122,18 @@ def check_document(path: Path) -> Finding:
         records.check_document(found, found.get("kind", "?"))
     except RecordError as err:
         return Finding(path, "invalid", (str(err),))
+    if found["kind"] == "bounds":  # computed on the whole MNIST splits: stale if those are other examples now
+        now = _whole_splits()
+        changed = [f"data.{split}: {found['data'].get(split)!r} → {fp!r}" for split, fp in now.items()
+                   if found["data"].get(split) != fp]
+        if changed:
+            return Finding(path, "stale", tuple(changed))
     return Finding(path, "current")
+
+
+@cache
+def _whole_splits() -> dict[str, str]:
+    return {split: data.fingerprint(split, download=False) for split in data.SPLITS}
 
 
 def verify(root: str | Path = "results") -> list[Finding]:

@@ -308,16 +308,23 @@ def test_side_files_of_another_model_are_not_attached(tmp_path):
         assert "extended" not in records.assemble(path)
 
 
-def test_added_rows_are_merged_on_reading_and_never_written_back(tmp_path):
+def test_added_rows_are_attached_on_reading_and_never_written_back(tmp_path):
     path = tmp_path / "madry-linf.json"
     write_record(path, sample())
     row = {"key": "r", "depends": {}, "accuracy": 0.25, "mask": "80", "seconds": 1.0}
-    records.write_document(records.side_path(path, "rows"),
-                           {"model": "0123456789abcdef", "rows": {"PGD-l2-x0": row, "PGD-l2": {**row, "accuracy": 0.0}}},
+    records.write_document(records.side_path(path, "rows"), {"model": "0123456789abcdef", "rows": {"PGD-l2-x0": row}},
                            "rows")
     assembled = records.assemble(path)
-    assert assembled["accuracy"]["PGD-l2-x0"] == 0.25 and assembled["masks"]["PGD-l2-x0"] == "80"
-    assert assembled["accuracy"]["PGD-l2"] == 0.75  # the record's own row wins over a side row of the same name
-    assert set(assembled["added_rows"]) == {"PGD-l2-x0"} and read_record(path)["accuracy"] == sample()["accuracy"]
+    assert assembled["added_rows"] == {"PGD-l2-x0": row}
+    assert assembled["accuracy"] == sample()["accuracy"]  # the record's own rows only: Table 1 never changes
+    assert records.added_accuracy(assembled, "PGD-l2-x0") == 0.25 and records.added_accuracy(assembled, "PGD-l2") == 0.75
+    with pytest.raises(KeyError, match="has no row 'nope'; it has Natural, .*PGD-l2-x0"):
+        records.added_accuracy(assembled, "nope")
     with pytest.raises(RecordError, match="assembled record"):
         write_record(path, {k: v for k, v in assembled.items() if k not in ("schema", "digest")})
+
+
+def test_load_records_passes_over_sealed_documents_silently(tmp_path, recwarn):
+    write_record(tmp_path / "madry-linf.json", sample())
+    records.write_document(tmp_path / "retrain-check.json", {"cells": {}}, "retrain-check")
+    assert list(load_records(tmp_path)) == ["madry-linf"] and not recwarn.list

@@ -553,8 +553,8 @@ def test_a_row_added_to_a_profile_goes_to_the_rows_side_file_and_leaves_the_reco
     assert path.read_bytes() == before
     model = rep.train_cell(TINY, "madry-linf", tensors, tmp_path)[0]
     alone = rep.evaluate(model, tensors["xt"], tensors["yt"], {"PGD-l2-x0": start_at_x}, seed=TINY.seed)
-    assert got["accuracy"]["PGD-l2-x0"] == alone.accuracy()["PGD-l2-x0"]
-    assert {k: got["accuracy"][k] for k in original["accuracy"]} == original["accuracy"]
+    assert got["added_rows"]["PGD-l2-x0"]["accuracy"] == alone.accuracy()["PGD-l2-x0"]
+    assert got["accuracy"] == original["accuracy"]
     assert rep.status(path, more, tensors["sources"]) == ("current", [], [])  # the record lacks it, its side file not
     side = records.read_document(records.side_path(path, "rows"), "rows")
     assert set(side["rows"]) == {"PGD-l2-x0"} and side["model"] == records.model_key(original)

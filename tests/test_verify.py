@@ -33,7 +33,9 @@ def test_every_committed_record_and_side_file_is_current(committed):
 
 
 def test_records_hold_no_path_of_the_machine_that_made_them():
-    found = [f for f in verify.verify(RESULTS) if f.path.name.count(".") == 1 and f.state == "current"]
+    found = [f for f in verify.verify(RESULTS) if f.path.name.count(".") == 1 and f.state == "current"
+             and records.is_record_path(f.path) and "masks" in json.loads(f.path.read_text())]
+    assert len(found) >= 57
     for finding in found:
         data = json.loads(finding.path.read_text()).get("data", {})
         for split in ("train", "test"):
@@ -89,7 +91,10 @@ def test_invalid_and_orphaned_files_are_listed(tmp_path):
     edited["accuracy"]["Natural"] = 0.5
     (tmp_path / "madry-l2.json").write_text(json.dumps(edited))
     (tmp_path / "bench.json").write_text(json.dumps({"device": "cpu", "seconds": 3}))
-    records.write_document(tmp_path / "bounds.json", {"x": 1}, "bounds")
+    bounds = json.loads((RESULTS / "bounds.json").read_text())
+    records.write_document(tmp_path / "bounds.json", bounds, "bounds")
+    records.write_document(tmp_path / "other-bounds.json", {**bounds, "data": {**bounds["data"], "test": "0" * 16}},
+                           "bounds")
     found = {f.path.name: f for f in verify.verify(tmp_path)}
     assert found["madry-linf.json"].state == "current"
     assert found["madry-linf.extended.json"].state == "stale"  # another model's block
@@ -97,6 +102,7 @@ def test_invalid_and_orphaned_files_are_listed(tmp_path):
     assert found["trades-linf.extended.json"].state == "stale"  # no record beside it
     assert found["madry-l2.json"].state == "invalid" and "digest" in found["madry-l2.json"].reasons[0]
     assert found["bench.json"].state == "unsealed" and found["bounds.json"].state == "current"
+    assert found["other-bounds.json"].state == "stale"  # the bound of other test images
 
 
 def test_the_command_exits_non_zero_on_a_stale_or_invalid_file(tmp_path, capsys):

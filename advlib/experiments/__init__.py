@@ -8,6 +8,8 @@
   MNIST SmallCNN (chapter 9, ``results/released/ablations-*.json``);
 * ``large_linf``: ablations of the large profile's ℓ∞-trained models (chapter 7,
   ``results/beyond/large-linf-ablations.json``);
+* ``protocol_rows``: Table 1 models trained again on a CPU, compared image by image with their records, and the
+  paper's PGD protocol (start at x; the authors' end-only clamp) added as rows (``results/<profile>/retrain-check.json``);
 * ``reading``: how chapters word the stored numbers (a percentage, a share of a gap);
 * ``migrate``: the one-off conversion of the results files written before the documents were sealed;
 * ``cli``: ``python -m advlib released-ablations`` and ``python -m advlib large-linf-ablations``.

@@ -84,7 +84,7 @@ def check_cell(profile: Profile, cell: str, out: Path, tensors: dict, revision: 
         start = time.perf_counter()
         added = reproduce.add_rows(profile, cell, out, tensors, protocols.protocol_rows(profile), quiet, revision,
                                    model=model)
-        entry["protocol_rows"] = {name: added["accuracy"][name] for name in protocols.PROTOCOL_ROWS}
+        entry["protocol_rows"] = {name: records.added_accuracy(added, name) for name in protocols.PROTOCOL_ROWS}
         entry["seconds"]["protocol_rows"] = time.perf_counter() - start
     else:
         entry["skipped"] = (f"the retrained model's clean predictions differ from the record's on {diff[CLEAN]} "
