@@ -118,8 +118,9 @@ def _fresh(name: str, compute: Callable[[], object]) -> object:
 
 class Progress:
     """The pieces of one extended block computed so far, in a sealed file (kind "extended-progress") rewritten
-    after each piece: ``memo`` returns a stored piece or computes and stores it. The file belongs to one model and
-    one block identity; a file of another is ignored and replaced."""
+    after each piece: ``memo`` returns a stored piece or computes and stores it. The file belongs to one model key
+    and one ``block`` (the block's identity and the digest of the record it extends: a model trained again under
+    the same key makes a new record, so its pieces never mix with another's); a file of another is replaced."""
 
     KIND = "extended-progress"
 
@@ -245,7 +246,8 @@ def diagnose(model: nn.Module, x: Tensor, y: Tensor, spec: ExtendedSpec, base: d
                                                    f"PGD accuracy drop, worst of {RESTARTS} random starts")
         cascade = cascades.get(f"AA-{norm}", {})
         if "square" in cascade:
-            names = list(cascade)
+            row = spec.rows.get(f"AA-{norm}")  # the cascade's own order (a dict read back from a file may be sorted)
+            names = list(row.attacks) if isinstance(row, AutoAttackSpec) else list(cascade)
             before_square = cascade[names[names.index("square") - 1]] if names.index("square") else masks["Natural"]
             white = before_square & masks[f"PGD-{norm}"] & masks[f"SO-{norm}"]
             share = float((white & ~cascade["square"]).float().sum() / white.float().sum().clamp(min=1))
@@ -315,11 +317,11 @@ def extend(model: nn.Module, x: Tensor, y: Tensor, profile: Profile, record: dic
                          "record's; it is not the model the record was made with")
     spec, seed, start = extended_spec(profile), profile.seed, time.perf_counter()
     block_identity = expected_identity(profile, record)
-    memo = (Progress(progress, records.model_key(record), block_identity["key"], n, x.device).memo
-            if progress is not None else _fresh)
+    block = f"{block_identity['key']}-{record['digest'][:16]}"  # the block, on this very record's model
+    memo = Progress(progress, records.model_key(record), block, n, x.device).memo if progress is not None else _fresh
     masks, cascades, seconds = strong_rows(model, x, y, spec, seed, memo)
     base_masks = {k: records.unpack_mask(v, n).to(x.device) for k, v in record["masks"].items()}
-    known = {**{k: (profile.evaluation[k], base_masks[k]) for k in profile.evaluation},
+    known = {**{k: (profile.evaluation[k], base_masks[k]) for k in profile.evaluation if k in base_masks},
              **{k: (v, masks[k]) for k, v in spec.rows.items() if isinstance(v, AttackSpec)}}
     t = time.perf_counter()
     curve = curves(model, x, y, spec, known, seed, memo)

@@ -49,7 +49,7 @@ def _defaults(cls: type) -> dict[str, object]:
 
 
 def _plain(value: object) -> object:
-    """Tuples as lists and ints that stand for floats kept apart: the JSON a record stores."""
+    """Tuples as lists, recursively: the JSON form a record stores."""
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     if isinstance(value, dict):
@@ -60,8 +60,10 @@ def _plain(value: object) -> object:
 def without_defaults(config: dict, cls: type, drop: tuple[str, ...] = ()) -> dict:
     """``config`` (a dataclass's fields as a dict) without the fields at ``cls``'s default and without ``drop``."""
     defaults = {k: _plain(v) for k, v in _defaults(cls).items()}
-    return {k: _plain(v) for k, v in config.items()
-            if k not in drop and not (k in defaults and _plain(v) == defaults[k])}
+    floats = {k for k, v in defaults.items() if isinstance(v, float)}
+    plain = {k: float(v) if k in floats and isinstance(v, int) and not isinstance(v, bool) else _plain(v)
+             for k, v in config.items() if k not in drop}  # lr=1 and lr=1.0 are one setting, one key
+    return {k: v for k, v in plain.items() if not (k in defaults and v == defaults[k])}
 
 
 def spec_config(spec: dict | AttackSpec | AutoAttackSpec) -> dict:

@@ -7,10 +7,10 @@ trace, training history, wall time and provenance field is kept; what changes is
   record made with settings that the code no longer has comes out stale in ``python -m advlib check``;
 * ``config`` loses its prose (``description``, ``notes``) and the old whole-profile ``hash``;
 * ``data`` names a portable source (no absolute path of the machine that made it); records made before data
-  fingerprints existed get the fingerprint of the examples they used, computed from the packaged MNIST files,
-  which is legitimate only because those records name the genuine MNIST files (kind ``package``, or ``env``
-  pointing at the project's shared copy of the same IDX files: identical MD5s, checked when this was written);
-  a record on other data is refused;
+  fingerprints existed get the fingerprint of the examples they used, computed from the packaged MNIST files
+  (``advlib.data.PACKAGED``, never another source), which is legitimate only because those records name the
+  genuine MNIST files (kind ``package``, or ``env`` pointing at the project's shared copy of the same IDX files:
+  identical MD5s, checked when this was written); a record on other data is refused;
 * the extended block moves to its side file ``<cell>.extended.json`` (``advlib.records.side_path``), keyed by the
   model and by its own dependencies (``advlib.extended.extended_dependencies``).
 """
@@ -24,7 +24,7 @@ from advlib import data, extended, identity, records
 #: Records of these cells evaluate a model that was not trained here; its identity is the file that holds it.
 RELEASED_CELLS = ("trades-released",)
 #: Data sources whose files were the genuine MNIST IDX files (see the module doc).
-GENUINE = ("package", "env", "root", "cache", "download")
+GENUINE = ("package", "env")
 PROSE = ("description", "notes", "hash")
 
 
@@ -40,7 +40,7 @@ def _fingerprints(rec: dict) -> dict[str, str]:
         if source["kind"] not in GENUINE:
             raise ValueError(f"{rec['profile']}/{rec['cell']}: {split} data of kind {source['kind']!r} has no "
                              f"fingerprint; only records on the genuine MNIST files ({', '.join(GENUINE)}) migrate")
-        out[split] = data.fingerprint(split, limit=rec["config"][limit_key], download=False)
+        out[split] = data.fingerprint(split, limit=rec["config"][limit_key], root=data.PACKAGED, download=False)
     return out
 
 

@@ -13,7 +13,7 @@ import torch
 
 from advlib import data, extended, identity, models, protocols, records, runtime
 from advlib.evaluation import evaluate
-from advlib.reproduce import data_identity, evaluation_record, fingerprints
+from advlib.reproduce import add_rows, data_identity, evaluation_record, fingerprints
 
 CELL = "trades-released"
 #: Where the checkpoint comes from (advlib/resources/trades_smallcnn/README.md).
@@ -29,13 +29,15 @@ def expected_identity(profile: protocols.Profile, sources: dict[str, dict]) -> d
     return identity.record_identity(profile.config(), CELL, fingerprints(sources), MODEL)
 
 
-def _valid(path: Path, profile: protocols.Profile, sources: dict[str, dict]) -> dict | None:
+def _valid(path: Path, profile: protocols.Profile, sources: dict[str, dict]) -> tuple[dict | None, list[str]]:
+    """The record at ``path`` if it is current (assembled), with the profile's rows it still lacks; else None."""
     try:
         rec = records.read_record(path)
     except records.RecordError:
-        return None
+        return None, []
     state, _, missing = identity.compare(rec["identity"], expected_identity(profile, sources))
-    return records.assemble(path) if state == "current" and not missing else None
+    added = (records.read_side(path, "rows", rec) or {"rows": {}})["rows"]
+    return (records.assemble(path) if state == "current" else None), [r for r in missing if r not in added]
 
 
 def evaluate_released(profile: str = "full", out: str | Path | None = None, device: str | None = None, *,
@@ -50,7 +52,10 @@ def evaluate_released(profile: str = "full", out: str | Path | None = None, devi
     xt, yt = data.load_mnist("test", limit=prof.n_test, device=dev)
     model = models.load_trades_smallcnn(dev)
     sources = data_identity(prof)
-    rec = _valid(path, prof, sources)
+    rec, missing = _valid(path, prof, sources)
+    if rec is not None and missing:  # rows the profile gained: beside the record, on the model in hand
+        rec = add_rows(prof, CELL, path.parent, {"xt": xt, "yt": yt, "sources": sources},
+                       {name: prof.evaluation[name] for name in missing}, quiet, revision, model=model)
     if rec is None:
         start = time.perf_counter()
         result = evaluate(model, xt, yt, prof.evaluation, seed=prof.seed, quiet=quiet)

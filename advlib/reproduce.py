@@ -210,6 +210,7 @@ def run_cell(profile: Profile, cell: str, out: Path, tensors: dict, quiet: bool 
     record["training"] = train_info["history"]
     for kind in records.SIDE_KINDS:  # side files of the model this record replaces belong to no record any more
         records.side_path(out / f"{cell}.json", kind).unlink(missing_ok=True)
+    (out / "progress" / f"{cell}.extended.json").unlink(missing_ok=True)
     return records.write_record(out / f"{cell}.json", record)
 
 
@@ -221,16 +222,17 @@ def _same_model(model: nn.Module, x: Tensor, y: Tensor, record: dict) -> None:
 
 
 def add_rows(profile: Profile, cell: str, out: Path, tensors: dict, rows: dict[str, AttackSpec], quiet: bool = True,
-             revision: str | None = None, model: nn.Module | None = None) -> dict:
+             revision: str | None = None, model: nn.Module | None = None, deadline: float | None = None) -> dict:
     """Evaluate ``rows`` (name → spec: rows a profile gained after the record was made, or any other row) on the
     model that made ``cell``'s record (``model``, else its checkpoint, else trained again: training is deterministic
     on a CPU, and the model must reproduce the record's clean predictions, else ``ValueError``) and add them to the
     record's rows side file, written after each row; the record itself is not rewritten. Each row is keyed by its
-    dependencies (``advlib.identity.row_dependencies``). Returns the record assembled with its side files."""
+    dependencies (``advlib.identity.row_dependencies``). ``deadline`` bounds a training (``OutOfTime``). Returns the
+    record assembled with its side files."""
     path = out / f"{cell}.json"
     rec = records.read_record(path)
     if model is None:
-        model = train_cell(profile, cell, tensors, out, quiet)[0]
+        model = train_cell(profile, cell, tensors, out, quiet, deadline)[0]
     _same_model(model, tensors["xt"], tensors["yt"], rec)
     side_file = records.side_path(path, "rows")
     side = records.read_side(path, "rows", rec) or {"model": records.model_key(rec), "profile": rec["profile"],
@@ -367,7 +369,11 @@ def reproduce(profile: str, cells: str | list[str] | None = None, out: str | Pat
             if state != "current":
                 rec = run_cell(prof, cell, out, tensors, quiet, revision, deadline)
             elif missing:
-                add_rows(prof, cell, out, tensors, {name: prof.evaluation[name] for name in missing}, quiet, revision)
+                try:
+                    add_rows(prof, cell, out, tensors, {name: prof.evaluation[name] for name in missing}, quiet,
+                             revision, deadline=deadline)
+                except ValueError as err:  # a model trained again that is not the record's (not a CPU, or other code)
+                    print(f"[{prof.name}] {cell}: rows {', '.join(missing)} not added: {err}", flush=True)
             if extend:
                 rec = extend_cell(prof, cell, out, tensors, quiet, revision)
                 _print_extended(prof.name, cell, rec)

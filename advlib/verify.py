@@ -62,8 +62,9 @@ def check_record(path: Path) -> list[Finding]:
     rows_file = records.side_path(path, "rows")
     added: dict = {}
     if rows_file.is_file():
-        out.append(_check_rows(rows_file, rec, expected))
-        added = json.loads(rows_file.read_text()).get("rows", {})
+        finding, side = _check_rows(rows_file, rec, expected)
+        out.append(finding)
+        added = side["rows"] if side is not None and finding.state == "current" else {}
     missing = [name for name in missing if name not in added]
     if missing:
         out.append(Finding(path, "missing", tuple(f"row {name} not computed yet" for name in missing)))
@@ -84,10 +85,11 @@ def _side(path: Path, kind: str, rec: dict) -> tuple[dict | None, Finding | None
     return side, None
 
 
-def _check_rows(path: Path, rec: dict, expected: dict) -> Finding:
+def _check_rows(path: Path, rec: dict, expected: dict) -> tuple[Finding, dict | None]:
+    """The rows side file's finding, and the file itself when it is valid and the record's model's."""
     side, bad = _side(path, "rows", rec)
     if bad is not None:
-        return bad
+        return bad, None
     reasons = []
     for name, row in side["rows"].items():
         now = expected["rows"].get(name)
@@ -97,7 +99,7 @@ def _check_rows(path: Path, rec: dict, expected: dict) -> Finding:
         if now is not None and row["key"] != now["key"]:
             lines = identity.differences(row["depends"], now["depends"]) or ["key differs"]
             reasons += [f"row {name}: {line}" for line in lines]
-    return Finding(path, "stale" if reasons else "current", tuple(reasons))
+    return Finding(path, "stale" if reasons else "current", tuple(reasons)), side
 
 
 def _check_extended(path: Path, rec: dict) -> Finding:

@@ -73,12 +73,15 @@ def test_the_ensemble_depends_on_its_static_models_and_the_others_do_not():
 def test_fields_at_their_default_are_left_out_so_new_fields_change_no_key():
     pgd = AttackSpec.pgd("linf")
     assert identity.spec_config(pgd) == {"kind": "pgd", "norm": "linf", "eps": 0.3, "steps": 40, "step_size": 0.01}
-    stored = {**pgd.config(), "loss": "ce", "clamp": "every step"}  # written out, or a field added later at its value
+    stored = {**pgd.config(), "loss": "ce", "clamp": "step"}  # written out, or a field added later at its default
     assert identity.spec_config({**pgd.config(), "loss": "ce"}) == identity.spec_config(pgd)
-    assert "clamp" in identity.spec_config(stored)  # an unknown field is kept: it has no default to compare with
+    assert "clamp" not in identity.spec_config(stored)  # a field added later, at its default: left out
+    assert identity.spec_config({**pgd.config(), "new": 1})["new"] == 1  # a field the code does not know is kept
     assert identity.spec_config(AttackSpec.pgd("linf", loss="cw"))["loss"] == "cw"
     assert identity.train_config(TrainSpec(epochs=2, batch_size=8, checkpoint_every=5)) == {"epochs": 2,
                                                                                            "batch_size": 8}
+    assert identity.train_config(TrainSpec(epochs=2, batch_size=8, lr=1)) == \
+        identity.train_config(TrainSpec(epochs=2, batch_size=8, lr=1.0))  # an int where a float is meant
     aa = identity.spec_config(AutoAttackSpec("l2", 2.0))
     assert aa["kind"] == "autoattack" and "target_classes" not in aa and "package" in aa
 

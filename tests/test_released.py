@@ -168,3 +168,17 @@ def test_released_model_agrees_with_the_record_mask(made):
     with torch.no_grad():
         natural = models.load_trades_smallcnn("cpu")(x).argmax(1) == y
     assert torch.equal(records.unpack_mask(rec["masks"]["Natural"], 32), natural)
+
+
+def test_a_row_the_profile_gains_goes_beside_the_record_and_keeps_its_extended_block(extended_made, tmp_path,
+                                                                                    monkeypatch):
+    path = _copy(extended_made[0], tmp_path)
+    before = path.read_bytes()
+    more = replace(CHEAP, evaluation={**CHEAP.evaluation, "PGD-l2 x0": AttackSpec.pgd("l2", steps=2,
+                                                                                     random_start=False)})
+    monkeypatch.setitem(protocols.PROFILES, "quick", more)
+    rec = released.evaluate_released("quick", out=tmp_path, device="cpu")
+    assert path.read_bytes() == before and records.side_path(path, "extended").is_file()
+    assert set(rec["added_rows"]) == {"PGD-l2 x0"} and rec["extended"] == extended_made[1]["extended"]
+    _forbid(monkeypatch, (released, "evaluate"), (released, "add_rows"))
+    assert released.evaluate_released("quick", out=tmp_path, device="cpu") == rec  # nothing left to do

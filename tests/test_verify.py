@@ -115,3 +115,10 @@ def test_the_command_exits_non_zero_on_a_stale_or_invalid_file(tmp_path, capsys)
     assert "invalid   atda-l2.json" in out and out.strip().endswith("1 current, 0 stale, 1 invalid, 0 missing, 0 unsealed")
     assert main(["check", str(tmp_path / "none")]) == 2
     assert "no results folder" in capsys.readouterr().err
+
+
+def test_a_broken_rows_side_file_is_listed_invalid_and_its_rows_not_counted(tmp_path):
+    shutil.copy(RESULTS / "large" / "madry-linf.json", tmp_path / "madry-linf.json")
+    (tmp_path / "madry-linf.rows.json").write_text('{"rows": {"PGD-l2 x0": ')  # truncated
+    found = {f.path.name: f for f in verify.verify(tmp_path)}
+    assert found["madry-linf.rows.json"].state == "invalid" and found["madry-linf.json"].state == "current"

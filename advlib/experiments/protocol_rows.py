@@ -34,9 +34,8 @@ CLEAN = "Natural"
 
 
 def differing(result: Evaluation, record: dict) -> dict[str, int]:
-    """Per row of ``result``: the number of images whose outcome (correct or not) differs from ``record``'s mask
-    (an assembled record: masks of its rows side file included); ``ValueError`` if the record lacks a row or has
-    another n."""
+    """Per row of ``result``: the number of images whose outcome (correct or not) differs from ``record``'s own mask
+    of that row; ``ValueError`` if the record lacks a row or has another n."""
     n = record["n_test"]
     out = {}
     for name, mask in result.correct.items():
