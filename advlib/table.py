@@ -5,6 +5,7 @@ book shows about the runs behind the records: their settings, training, wall tim
 from __future__ import annotations
 
 from importlib import resources
+from pathlib import Path
 
 import pandas as pd
 
@@ -329,3 +330,36 @@ def best_norm_agnostic(summary: pd.DataFrame, wide: pd.DataFrame, multinorm_grou
     if len(agnostic):
         rows["every model"] = {"accuracy": agnostic.max(), "where": agnostic.idxmax(), "models": len(agnostic)}
     return pd.DataFrame.from_dict(rows, orient="index", columns=["accuracy", "where", "natural", "models"])
+
+
+#: The attack rows of Table 1 and the norm each is measured in.
+ATTACK_NORMS = {"PGD-l2": "l2", "PGD-linf": "linf", "SO-l2": "l2", "SO-linf": "linf"}
+
+
+def against_bound(records: dict[str, dict], path: str | Path | None = None) -> pd.DataFrame:
+    """Every Table 1 attack cell set against the data's own bound (``advlib.bounds``): the most any classifier can
+    keep at the row's radius on the test images it was measured on. One row per (cell, attack): the paper's
+    accuracy (10,000 test images) and its bound, ours with its profile, n and the bound of its own images (%),
+    whether each lies above its bound (then it cannot be a robust accuracy: the attack failed on some image), and
+    "above": which of the two does ("paper", "ours", "both" or "—")."""
+    from advlib import bounds
+    from advlib.specs import EPS
+    paper, rows = paper_table(), []
+    for cell in CELLS:
+        defense, norm = split_cell(cell)
+        for attack, attack_norm in ATTACK_NORMS.items():
+            theirs = paper.loc[attack, (defense, norm)]
+            paper_bound = 100 * bounds.upper_bound(attack_norm, EPS[attack_norm], 10_000, path)
+            row = {"cell": cell, "attack": attack, "paper (%)": theirs, "bound, 10k (%)": paper_bound,
+                   "paper above": bounds.exceeds(theirs / 100, attack_norm, EPS[attack_norm], 10_000, path)}
+            rec = records.get(cell)
+            if rec is not None and attack in rec["accuracy"]:
+                eps = rec["config"]["evaluation"][attack]["eps"]
+                row.update({"ours (%)": 100 * rec["accuracy"][attack], "profile": rec["profile"], "n": rec["n_test"],
+                            "bound, our n (%)": 100 * bounds.upper_bound(attack_norm, eps, rec["n_test"], path),
+                            "ours above": bounds.exceeds(rec["accuracy"][attack], attack_norm, eps, rec["n_test"],
+                                                         path)})
+            row["above"] = {(True, True): "both", (True, False): "paper", (False, True): "ours"}.get(
+                (bool(row["paper above"]), bool(row.get("ours above", False))), "—")
+            rows.append(row)
+    return pd.DataFrame(rows).set_index(["cell", "attack"])

@@ -411,3 +411,23 @@ def test_best_norm_agnostic_names_the_best_model_of_each_group():
     assert (best.loc["every model", "accuracy"], best.loc["every model", "models"]) == (pytest.approx(35.0), 4)
     only_paper = table.best_norm_agnostic(summary.loc[["best"]], wide.iloc[:0], "multi")
     assert list(only_paper.index) == ["paper's defenses", "every model"]
+
+
+def test_against_bound_sets_every_attack_cell_against_the_data_s_bound():
+    from advlib import bounds
+    recs = {"trades-linf": full_record("trades-linf", acc(90, 60, 10, 55), n=1000, profile="large"),
+            "madry-l2": full_record("madry-l2", acc(30, 60, 35, 55), n=1000, profile="large")}
+    for rec in recs.values():
+        rec["config"] = {"evaluation": {a: {"eps": {"l2": 4.0, "linf": 0.3}[n]} for a, n in table.ATTACK_NORMS.items()}}
+    frame = table.against_bound(recs)
+    assert len(frame) == 4 * len(table.CELLS)
+    limit = bounds.upper_bound("l2", 4.0, 1000)  # the first 1,000 images' bound at ℓ2 ε = 4
+    assert frame.loc[("trades-linf", "PGD-l2"), "ours above"] == (0.9 > limit)
+    assert frame.loc[("trades-linf", "PGD-l2"), "above"] == "both" and frame.loc[("madry-l2", "PGD-linf"), "above"] == "—"
+    assert not frame.loc[("madry-l2", "PGD-l2"), "ours above"] and frame.loc[("madry-l2", "PGD-l2"), "n"] == 1000
+    assert frame.loc[("madry-l2", "PGD-l2"), "bound, our n (%)"] == pytest.approx(100 * limit)
+    paper = table.paper_long()
+    whole = bounds.upper_bound("l2", 4.0, 10_000)
+    above = paper[paper["attack"].isin(["PGD-l2", "SO-l2"]) & (paper["accuracy_percent"] / 100 > whole + 0.5e-4)]
+    assert frame["paper above"].sum() == len(above)  # the ℓ∞ bound is 100 %: no ℓ∞ cell is above it
+    assert frame.loc[("atda-mix", "PGD-linf"), "ours (%)"] != frame.loc[("atda-mix", "PGD-linf"), "ours (%)"]  # NaN
