@@ -21,7 +21,7 @@ import hashlib
 import json
 from dataclasses import MISSING, fields, is_dataclass
 
-from advlib.protocols import MULTI_NORM, TrainSpec, split_cell
+from advlib.protocols import MULTI_NORM, Profile, TrainSpec, split_cell
 from advlib.specs import AttackSpec
 from advlib.strong import AutoAttackSpec
 
@@ -106,8 +106,7 @@ def defense_spec(config: dict, defense: str) -> dict:
 def model_dependencies(config: dict, cell: str, train_fingerprint: str) -> dict:
     """What the model of ``cell`` under the profile configuration ``config`` depends on (see the module doc)."""
     deps: dict[str, object] = {"data": train_fingerprint, "seed": config["seed"], "version": TRAINING_VERSION}
-    if config.get("init", "torch") != "torch":
-        deps["init"] = config["init"]
+    deps.update(without_defaults({"init": config.get("init")}, Profile) if "init" in config else {})
     if cell == NATURAL:
         return {**deps, "defense": NATURAL, "train": train_config(config["defenses"]["madry"])}
     defense, norm = split_cell(cell)
