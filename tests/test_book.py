@@ -270,6 +270,32 @@ def test_no_prose_line_starts_a_list_inside_inline_math(md):
     assert not hazards, f"{md.name}: reflow these lines (a list marker inside inline math): {hazards}"
 
 
+#: How a chapter writes a MyST comment it means: any other prose line that starts with "%" is text MyST would drop.
+MEANT_COMMENT = "% comment:"
+
+
+def dropped_lines(text: str) -> list[tuple[int, str]]:
+    """Prose lines (outside fenced blocks) that start with "%": MyST renders them as comments, i.e. not at all
+    (a reflowed "in\n% accuracy" lost the preface's unit; the strict build does not warn)."""
+    fenced, out = False, []
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.lstrip().startswith(("```", "~~~")):
+            fenced = not fenced
+        elif not fenced and line.startswith("%") and not line.startswith(MEANT_COMMENT):
+            out.append((number, line))
+    return out
+
+
+def test_dropped_lines_are_found():
+    assert dropped_lines("in\n% accuracy, and\n```python\n% not prose\n```\n% comment: kept\n") == [(2, "% accuracy, and")]
+
+
+@pytest.mark.parametrize("md", sorted(BOOK.glob("*.md")), ids=ids(sorted(BOOK.glob("*.md"))))
+def test_no_prose_line_starts_with_a_percent_sign(md):
+    dropped = dropped_lines(md.read_text(encoding="utf-8"))
+    assert not dropped, f"{md.name}: MyST drops these lines as comments (reflow them): {dropped}"
+
+
 BUILT = REPO / "_build" / "html" / "book"
 
 
