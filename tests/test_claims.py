@@ -95,11 +95,24 @@ def test_claim3_compares_mix_with_the_better_single_norm_model():
     frame, verdict = claims.claim3(recs)
     row = frame.set_index("defense").loc["madry"]
     assert row.mix == pytest.approx(20.0) and row.gain == pytest.approx(20.0) and row.barely_helps
+    assert row.weakest_attack == "SO-l2" and row.weakest == pytest.approx(20.0) and row.not_zero
     assert verdict.verdict == "supported" and "only 1 of the 2 cells" in verdict.evidence
     recs["madry-mix"] = make_record("madry-mix", acc(85, 85, 80, 80))
     assert claims.claim3(recs)[1].verdict == "not supported"
     alone = claims.claim3({"trades-mix": make_record("trades-mix", acc(40, 40, 20, 20))})[1]
     assert alone.verdict == "supported" and "not recorded" in alone.evidence and "gain unknown" in alone.evidence
+
+
+def test_claim3_fails_when_an_attack_reduces_mix_to_almost_zero():
+    """The paper's other half: mixing means no attack takes Mix to almost zero. A Mix model that still barely helps
+    norm-agnostic robustness but falls to one attack is "not supported" (both Mix cells), "partly" (one)."""
+    zeroed = {"madry-mix": make_record("madry-mix", acc(40, 60, 5, 55)),
+              "trades-mix": make_record("trades-mix", acc(60, 40, 55, 3))}
+    frame, verdict = claims.claim3(zeroed)
+    assert verdict.verdict == "not supported" and not frame["not_zero"].any() and frame["barely_helps"].all()
+    assert f"every attack row > {claims.ALMOST_ZERO:.0f} %" in verdict.evidence
+    zeroed["madry-mix"] = make_record("madry-mix", acc(40, 60, 15, 55))
+    assert claims.claim3(zeroed)[1].verdict == "partly supported"
 
 
 def test_claim4_needs_both_groups_and_a_real_gain():
