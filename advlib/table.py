@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from advlib import extended
+from advlib import extended, stats
 from advlib import records as records_io
 from advlib.protocols import CELLS, DEFENSES, NORM_LABELS, ROWS, TRAIN_NORMS, split_cell
 from advlib.verdict import device_label, label
@@ -63,12 +63,17 @@ def ours_table(records: dict[str, dict]) -> pd.DataFrame:
 
 
 def comparison(records: dict[str, dict]) -> pd.DataFrame:
-    """Long frame: attack, defense, train_norm, profile, ours, paper, delta (ours − paper), in points."""
+    """Long frame: attack, defense, train_norm, profile, n, ours with its exact 95 % binomial interval (ours_low,
+    ours_high; ``advlib.stats.binomial_interval`` on the record's n test images), paper, delta (ours − paper), in
+    points."""
     ours = ours_long(records).rename(columns={"accuracy_percent": "ours"})
+    ours["n"] = [records[f"{d}-{t}"]["n_test"] for d, t in zip(ours["defense"], ours["train_norm"])]
+    bounds = [stats.binomial_interval(round(o * n / 100), n) for o, n in zip(ours["ours"], ours["n"])]
+    ours["ours_low"], ours["ours_high"] = [100 * b[0] for b in bounds], [100 * b[1] for b in bounds]
     paper = paper_long().rename(columns={"accuracy_percent": "paper"})
     both = ours.merge(paper, on=["attack", "defense", "train_norm"], how="left")
     both["delta"] = both["ours"] - both["paper"]
-    return both[["attack", "defense", "train_norm", "profile", "ours", "paper", "delta"]]
+    return both[["attack", "defense", "train_norm", "profile", "n", "ours", "ours_low", "ours_high", "paper", "delta"]]
 
 
 def norm_agnostic(records: dict[str, dict]) -> pd.Series:

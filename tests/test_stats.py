@@ -32,3 +32,32 @@ def test_format_p_never_prints_an_underflowed_p_value_as_zero():
     assert stats.format_p(0.0) == "< 1e-300"
     assert stats.format_p(0.0123) == "= 0.012"
     assert stats.sign_test(5206, 0) == 0.0  # the madry-linf full record's discordant pairs underflow
+
+
+def _binomial_cdf(k: int, n: int, p: float) -> float:
+    # independent oracle: the binomial tail by summing probabilities
+    return sum(math.comb(n, j) * p ** j * (1 - p) ** (n - j) for j in range(k + 1))
+
+
+@pytest.mark.parametrize(("k", "n"), [(0, 10), (10, 10), (3, 10), (500, 1000), (71, 200)])
+def test_binomial_interval_is_the_clopper_pearson_interval(k, n):
+    low, high = stats.binomial_interval(k, n)
+    assert 0 <= low <= k / n <= high <= 1
+    if k == 0:
+        assert low == 0 and high == pytest.approx(1 - 0.025 ** (1 / n))
+    if k == n:
+        assert high == 1 and low == pytest.approx(0.025 ** (1 / n))
+    if 0 < k < n:  # at each end the tail beyond the observation holds exactly α/2
+        assert _binomial_cdf(k, n, high) == pytest.approx(0.025, rel=1e-6)
+        assert 1 - _binomial_cdf(k - 1, n, low) == pytest.approx(0.025, rel=1e-6)
+
+
+def test_binomial_interval_narrows_with_n_and_refuses_bad_input():
+    wide, narrow = stats.binomial_interval(50, 100), stats.binomial_interval(5000, 10_000)
+    assert narrow[1] - narrow[0] < (wide[1] - wide[0]) / 5
+    for k, n, match in ((3, 0, "n must be"), (11, 10, "correct must be"), (-1, 10, "correct must be"),
+                        (1.5, 10, "correct must be")):
+        with pytest.raises(ValueError, match=match):
+            stats.binomial_interval(k, n)
+    with pytest.raises(ValueError, match="level"):
+        stats.binomial_interval(1, 10, level=1.0)

@@ -65,8 +65,14 @@ def test_ours_table_places_records_and_leaves_nan_elsewhere():
 
 def test_comparison_delta_is_ours_minus_paper():
     comp = table.comparison(SYNTH)
-    assert list(comp.columns) == ["attack", "defense", "train_norm", "profile", "ours", "paper", "delta"]
+    assert list(comp.columns) == ["attack", "defense", "train_norm", "profile", "n", "ours", "ours_low", "ours_high",
+                                  "paper", "delta"]
     assert len(comp) == 7
+    assert (comp.ours_low <= comp.ours).all() and (comp.ours <= comp.ours_high).all()
+    from advlib import stats
+    first = comp.iloc[0]
+    low, high = stats.binomial_interval(round(first.ours * first.n / 100), int(first.n))
+    assert (first.ours_low, first.ours_high) == (pytest.approx(100 * low), pytest.approx(100 * high))
     row = comp[(comp.attack == "PGD-linf") & (comp.defense == "madry") & (comp.train_norm == "linf")].iloc[0]
     assert (row.ours, row.paper) == (pytest.approx(90.0), 92.5)
     assert row.delta == pytest.approx(-2.5)
