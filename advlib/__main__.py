@@ -71,6 +71,11 @@ def _check(args: argparse.Namespace) -> int:
     return 1 if verify.failed(findings) else 0
 
 
+def _divergences(args: argparse.Namespace) -> None:
+    from advlib import divergences
+    divergences.command(args.out)
+
+
 def _smoke(args: argparse.Namespace) -> None:
     import json
     from advlib import smoke
@@ -116,6 +121,10 @@ def main(argv: list[str] | None = None) -> int:
                                        "invalid (and rows missing); exits 1 on any stale or invalid file")
     chk.add_argument("results", nargs="?", default="results", help="results folder (default results/)")
     chk.set_defaults(run=_check)
+    div = sub.add_parser("divergences", help="every Table 1 cell more than 5 points from the paper, with its cause and "
+                                             "evidence, into results/divergences.csv")
+    div.add_argument("--out", default=None, help="CSV file (default results/divergences.csv)")
+    div.set_defaults(run=_divergences)
     smk = sub.add_parser("smoke", help="seconds-long check of every code path on one device (run first on a GPU)")
     smk.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
     smk.add_argument("--cells", default=None, help="comma-separated cells (default all 12)")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-from advlib import claims, protocols, table
+from advlib import claims, divergences, protocols, table
 from advlib.discovery import best_records, results_root
 from advlib.verdict import provenance
 
@@ -33,6 +33,8 @@ def committed() -> dict[str, dict]:
     if not records:
         return records
     print(table.compact(records).to_string())
+    _say()
+    _say(divergences.summary_line(divergences.counts(records)))
     _say()
     for v in claims.verdicts(records).itertuples():
         _say(f"Claim {v.claim} ({v.statement}): {v.verdict.upper()}.")
