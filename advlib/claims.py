@@ -21,7 +21,7 @@ import math
 
 import pandas as pd
 
-from advlib import comparisons, protocols, table
+from advlib import comparisons, protocols, stats, table
 from advlib.protocols import NORM_LABELS, split_cell
 from advlib.stats import format_p
 from advlib.verdict import Verdict, coverage, grade, percent_text, provenance
@@ -44,6 +44,12 @@ ALMOST_ZERO = 10.0
 FIX_GAIN = 10.0
 #: Largest |S-O − PGD| (points) that counts as "similar".
 SIMILAR = 5.0
+#: The paper's S-O accuracy at ℓ2 ≤ 2.0 on its ℓ∞-trained TRADES model (§5: "accuracy 41.04%"), the radius of the
+#: later multi-norm literature (``advlib.specs.L2_LITERATURE_EPS``).
+PAPER_SO_L2_2 = 41.04
+#: The cells claim 6 reads, best evidence first: the TRADES authors' released model (the paper's most likely
+#: model, ``advlib.released``), then our ℓ∞-trained TRADES.
+CLAIM6_CELLS = ("trades-released", "trades-linf")
 #: Gap (points) PGD-ℓ2 − S-O-ℓ2 on the TRADES authors' released model beyond which the paper's central observation
 #: (S-O breaks in ℓ2 what PGD does not) holds on it: more than half the test set (the paper's own gap: 88.5 points).
 RELEASED_GAP = 50.0
@@ -58,6 +64,7 @@ STATEMENTS = {
     3: "mixing ℓ2/ℓ∞ training: no attack reduces it to almost zero, yet it barely helps norm-agnostic robustness",
     4: "ensemble AT and ATDA partly fix the issue",
     5: "PGD and S-O give similar accuracy on ensemble-trained models",
+    6: "S-O at ℓ2 ≤ 2.0 still breaks the ℓ∞-trained TRADES model (the paper: 41.04 % accuracy)",
 }
 
 
@@ -201,11 +208,42 @@ def claim5(records: dict[str, dict], similar: float = SIMILAR) -> tuple[pd.DataF
     return frame, Verdict(5, STATEMENTS[5], verdict, text + coverage(frame["cell"].nunique(), 3) + ".")
 
 
-CLAIMS = {1: claim1, 2: claim2, 3: claim3, 4: claim4, 5: claim5}
+def claim6(records: dict[str, dict], similar: float = SIMILAR, drop: float = BREAK_DROP) -> tuple[pd.DataFrame, Verdict]:
+    """S-O at ℓ2 ε = 2.0 on TRADES-ℓ∞ (``CLAIM6_CELLS``: the released model's record under its cell name, and
+    trades-linf), from the extended block's "SO-l2@2" and "PGD-l2@2" rows.
+
+    "Still breaks" means S-O leaves at most the paper's accuracy plus ``similar`` points and, where PGD at the same
+    radius is recorded, ``drop`` points fewer than PGD. Supported if so on every recorded cell; partly if on some;
+    else not. The text also says whether the number itself matches the paper's (its 95 % binomial interval)."""
+    rows = []
+    for cell in CLAIM6_CELLS:
+        block = records.get(cell, {}).get("extended", {}).get("accuracy", {})
+        if "SO-l2@2" not in block:
+            continue
+        n = records[cell]["n_test"]
+        so, pgd = 100 * block["SO-l2@2"], 100 * block.get("PGD-l2@2", float("nan"))
+        low, high = stats.binomial_interval(round(so * n / 100), n)
+        rows.append({"cell": cell, "profile": records[cell]["profile"], "n_test": n, "so": so, "pgd": pgd,
+                     "so_low": 100 * low, "so_high": 100 * high})
+    frame = pd.DataFrame(rows, columns=["cell", "profile", "n_test", "so", "pgd", "so_low", "so_high"])
+    if frame.empty:
+        return frame, Verdict(6, STATEMENTS[6], "no records", "needs the ℓ2 ε = 2 rows of the extended block on "
+                              f"{' or '.join(CLAIM6_CELLS)}; none of the records given has them")
+    frame["breaks"] = (frame["so"] <= PAPER_SO_L2_2 + similar) & ~(frame["pgd"] - frame["so"] < drop)
+    frame["matches_paper"] = (frame["so_low"] <= PAPER_SO_L2_2) & (PAPER_SO_L2_2 <= frame["so_high"])
+    parts = [f"{r.cell}: S-O-ℓ2 at ε = 2 {r.so:.1f} % (95 % interval {r.so_low:.1f}-{r.so_high:.1f}), PGD "
+             f"{percent_text(r.pgd)} ({r.profile}, n={r.n_test})" for r in frame.itertuples()]
+    text = (f"{'; '.join(parts)}. Still breaks means S-O ≤ {PAPER_SO_L2_2:g} + {similar:.0f} % and ≥ {drop:.0f} "
+            f"points below PGD; the paper's {PAPER_SO_L2_2:g} % itself lies inside the interval of "
+            f"{int(frame['matches_paper'].sum())} of {len(frame)}")
+    return frame, Verdict(6, STATEMENTS[6], grade(int(frame["breaks"].sum()), len(frame)), text + ".")
+
+
+CLAIMS = {1: claim1, 2: claim2, 3: claim3, 4: claim4, 5: claim5, 6: claim6}
 
 
 def verdicts(records: dict[str, dict]) -> pd.DataFrame:
-    """All five verdicts as a frame: claim, statement, verdict, evidence."""
+    """All six verdicts as a frame: claim, statement, verdict, evidence."""
     return pd.DataFrame([vars(CLAIMS[k](records)[1]) for k in sorted(CLAIMS)])
 
 
@@ -221,18 +259,19 @@ def paper_records() -> dict[str, dict]:
         acc = {row: float(wide.loc[row, (defense, norm)]) / 100.0 for row in protocols.ROWS}
         out[f"{defense}-{norm}"] = {"cell": f"{defense}-{norm}", "profile": "paper-table", "n_test": 10_000,
                                     "accuracy": acc, "norm_agnostic": min(acc.values()), "masks": {}, "training": []}
+    out["trades-linf"]["extended"] = {"accuracy": {"SO-l2@2": PAPER_SO_L2_2 / 100}}  # §5; PGD there not reported
     return out
 
 
 def verdict_table(groups: dict[str, dict[str, dict]]) -> pd.DataFrame:
-    """The five verdicts on each group of records (column per group name), after a "statement" column; rows by claim."""
+    """The verdicts on each group of records (column per group name), after a "statement" column; rows by claim."""
     frame = pd.DataFrame({name: verdicts(recs).set_index("claim")["verdict"] for name, recs in groups.items()})
     frame.insert(0, "statement", pd.Series(STATEMENTS))
     return frame
 
 
 def brief(records: dict[str, dict]) -> str:
-    """The five verdicts in one line: "claim 1 supported; claim 2 not supported; …"."""
+    """The verdicts in one line: "claim 1 supported; claim 2 not supported; …"."""
     return "; ".join(f"claim {v.claim} {v.verdict}" for v in verdicts(records).itertuples())
 
 

@@ -117,3 +117,17 @@ def folder_records(folder: str, root: str | Path | None = None) -> dict[str, dic
     cell, with their side files; empty if the folder does not exist."""
     path = (Path(root) if root is not None else results_root()) / folder
     return records.load_records(path) if path.is_dir() else {}
+
+
+#: Where the released TRADES model's record with the extended block lives (``advlib.released``, large attacks).
+RELEASED_EXTENDED = "released-large/trades-released.json"
+
+
+def with_released(found: dict[str, dict], root: str | Path | None = None) -> dict[str, dict]:
+    """``found`` plus the released TRADES model's extended record under its cell name (claim 6's best evidence),
+    when it is committed."""
+    path = (Path(root) if root is not None else results_root()) / RELEASED_EXTENDED
+    if not path.is_file():
+        return dict(found)
+    record = records.assemble(path)
+    return {**found, record["cell"]: record}

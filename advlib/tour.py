@@ -13,7 +13,7 @@ import textwrap
 from pathlib import Path
 
 from advlib import claims, divergences, protocols, table
-from advlib.discovery import best_records, results_root
+from advlib.discovery import best_records, results_root, with_released
 from advlib.verdict import provenance
 
 WIDTH = 110
@@ -36,7 +36,7 @@ def committed() -> dict[str, dict]:
     _say()
     _say(divergences.summary_line(divergences.counts(records)))
     _say()
-    for v in claims.verdicts(records).itertuples():
+    for v in claims.verdicts(with_released(records)).itertuples():
         _say(f"Claim {v.claim} ({v.statement}): {v.verdict.upper()}.")
     return records
 

@@ -1,4 +1,4 @@
-"""``advlib.claims``: the paper's five claims checked against records, and the paper's own table as records.
+"""``advlib.claims``: the paper's six claims checked against records, and the paper's own table as records.
 
 The claim checks run on synthetic records whose per-example masks are built to give chosen accuracies
 (``conftest.make_record``), and on the paper's own Table 1 (every claim must come out "supported" there: the
@@ -18,9 +18,9 @@ from conftest import acc, make_record
 
 def test_every_claim_is_supported_by_the_papers_own_table():
     table = claims.verdicts(claims.paper_records())
-    assert list(table.claim) == [1, 2, 3, 4, 5]
+    assert list(table.claim) == [1, 2, 3, 4, 5, 6]
     assert list(table.columns) == ["claim", "statement", "verdict", "evidence"]
-    assert list(table.statement) == [claims.STATEMENTS[k] for k in range(1, 6)]
+    assert list(table.statement) == [claims.STATEMENTS[k] for k in range(1, 7)]
     assert set(table.verdict) == {"supported"}, table[["claim", "verdict", "evidence"]].to_string()
     assert all("paper-table" in e for e in table.evidence)  # every verdict names where its numbers come from
 
@@ -144,15 +144,34 @@ def test_claim5_writes_norms_with_the_protocols_labels(monkeypatch):
 def test_verdict_table_has_one_column_per_group_after_the_statements():
     weak = {c: make_record(c, acc(10, 10, 10, 10)) for c in protocols.CELLS}
     frame = claims.verdict_table({"paper": claims.paper_records(), "weak": weak, "none": {}})
-    assert list(frame.columns) == ["statement", "paper", "weak", "none"] and list(frame.index) == [1, 2, 3, 4, 5]
-    assert list(frame.statement) == [claims.STATEMENTS[k] for k in range(1, 6)]
+    assert list(frame.columns) == ["statement", "paper", "weak", "none"] and list(frame.index) == [1, 2, 3, 4, 5, 6]
+    assert list(frame.statement) == [claims.STATEMENTS[k] for k in range(1, 7)]
     assert set(frame.paper) == {"supported"} and set(frame["none"]) == {"no records"}
     assert list(frame.weak) == list(claims.verdicts(weak).verdict)
 
 
-def test_brief_lists_the_five_verdicts_in_one_line():
-    assert claims.brief(claims.paper_records()) == "; ".join(f"claim {k} supported" for k in range(1, 6))
-    assert claims.brief({}).count("no records") == 5
+def test_brief_lists_the_verdicts_in_one_line():
+    assert claims.brief(claims.paper_records()) == "; ".join(f"claim {k} supported" for k in range(1, 7))
+    assert claims.brief({}).count("no records") == 6
+
+
+def _with_l2_2(cell: str, so: float, pgd: float, n: int = 1000) -> dict:
+    rec = make_record(cell, acc(50, 90, 10, 85), n=n, profile="large")
+    rec["extended"] = {"accuracy": {"SO-l2@2": so / 100, "PGD-l2@2": pgd / 100}}
+    return rec
+
+
+def test_claim6_judges_s_o_at_l2_2_on_trades_and_can_fail():
+    frame, verdict = claims.claim6({"trades-released": _with_l2_2("trades-released", 31.2, 94.1),
+                                    "trades-linf": _with_l2_2("trades-linf", 14.4, 88.1)})
+    assert verdict.verdict == "supported" and list(frame.cell) == ["trades-released", "trades-linf"]
+    assert not frame["matches_paper"].any() and "inside the interval of 0 of 2" in verdict.evidence
+    robust = {"trades-linf": _with_l2_2("trades-linf", 80.0, 90.0)}  # S-O at ε = 2 barely moves it
+    assert claims.claim6(robust)[1].verdict == "not supported"
+    close_to_pgd = {"trades-linf": _with_l2_2("trades-linf", 40.0, 50.0)}  # low, but PGD does as much
+    assert claims.claim6(close_to_pgd)[1].verdict == "not supported"
+    matches = claims.claim6({"trades-linf": _with_l2_2("trades-linf", 41.0, 90.0)})[0]
+    assert matches["matches_paper"].all()
 
 
 def test_released_gap_compares_pgd_and_s_o_in_l2():

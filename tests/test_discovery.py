@@ -135,3 +135,10 @@ def test_read_and_folder_records_attach_side_files(tmp_path):
     assert discovery.folder_records("large-cpu", tmp_path) == {}
     with pytest.raises(RecordError):
         discovery.read("medium-h100/absent.json", tmp_path)
+
+
+def test_with_released_adds_the_released_model_s_extended_record(tmp_path):
+    from conftest import REPO
+    found = discovery.with_released({"madry-linf": {"cell": "madry-linf"}}, REPO / "results")
+    assert set(found) == {"madry-linf", "trades-released"} and "extended" in found["trades-released"]
+    assert discovery.with_released({"x": {}}, tmp_path) == {"x": {}}  # nothing committed there: unchanged
