@@ -166,10 +166,11 @@ def run_attack(spec: AttackSpec, model: nn.Module, x: Tensor, target: Tensor, *,
 
 def traced_attack(spec: AttackSpec, model: nn.Module, x: Tensor, target: Tensor, *,
                   generator: torch.Generator | None = None, loss: LossFn | None = None, start: Tensor | None = None,
-                  batch_size: int | None = None) -> Traced:
-    """``run_attack``, also recording the batch-mean ‖∇ₓL‖₂ and loss at every iterate (a ``Trace``)."""
+                  batch_size: int | None = None, validate: bool = True) -> Traced:
+    """``run_attack``, also recording the batch-mean ‖∇ₓL‖₂ and loss at every iterate (a ``Trace``);
+    ``validate=False`` skips the input checks (a caller that made them already)."""
     x_adv, trace = _run(spec, model, x, target, generator=generator, loss=loss, start=start,
-                        batch_size=batch_size, validate=True, replay=False, tracing=True)
+                        batch_size=batch_size, validate=validate, replay=False, tracing=True)
     return Traced(x_adv, trace)
 
 

@@ -15,6 +15,8 @@ a sealed document of kind "bounds"; ``exceeds`` compares a measured accuracy wit
 """
 from __future__ import annotations
 
+import functools
+
 import logging
 import time
 from collections import deque
@@ -425,9 +427,16 @@ def compute(out: str | Path | None = None, norms: tuple[str, ...] = lp.NORMS, *,
 
 
 def load(path: str | Path | None = None) -> dict:
-    """The rows of the sealed bounds document (``records.RecordError`` if it is missing, edited or corrupt)."""
+    """The rows of the sealed bounds document (``records.RecordError`` if it is missing, edited or corrupt); read
+    and checked once per version of the file, however many cells ask for their bound."""
+    path = Path(path if path is not None else default_path())
+    return _rows(path, path.stat().st_mtime_ns if path.exists() else None)
+
+
+@functools.lru_cache(maxsize=8)
+def _rows(path: Path, mtime: int | None) -> dict:
     from advlib import records
-    return records.read_document(path if path is not None else default_path(), KIND)["rows"]
+    return records.read_document(path, KIND)["rows"]
 
 
 def upper_bound(norm: str, eps: float, n: int, path: str | Path | None = None) -> float:

@@ -117,11 +117,13 @@ def divergences(recs: dict[str, dict] | None = None, root: str | Path | None = N
     return pd.DataFrame(rows, columns=[*COLUMNS, "explained", "n"])
 
 
-def counts(recs: dict[str, dict] | None = None, root: str | Path | None = None) -> dict[str, int]:
-    """Table 1's cells within ±``THRESHOLD`` of the paper, diverging but explained, and unexplained."""
+def counts(recs: dict[str, dict] | None = None, root: str | Path | None = None,
+           frame: pd.DataFrame | None = None) -> dict[str, int]:
+    """Table 1's cells within ±``THRESHOLD`` of the paper, diverging but explained, and unexplained (``frame``:
+    ``divergences(recs, root)`` when the caller has it already)."""
     root = Path(root) if root is not None else discovery.results_root()
     recs = discovery.best_records(root) if recs is None else recs
-    frame = divergences(recs, root)
+    frame = divergences(recs, root) if frame is None else frame
     total = len(table.comparison(recs))
     return {"cells": total, "within": total - len(frame), "explained": int(frame["explained"].sum()),
             "unexplained": int((~frame["explained"]).sum())}
@@ -185,6 +187,6 @@ def summary_line(found: dict[str, int]) -> str:
 def command(out: str | Path | None = None) -> None:
     """``python -m advlib divergences``: write ``results/divergences.csv`` and print it grouped by cause."""
     frame = write_csv(out)
-    print(summary_line(counts()))
+    print(summary_line(counts(frame=frame)))
     for cause, group in frame.groupby("cause", sort=False):
         print(f"\n{cause}\n  " + ", ".join(f"{c} {a}" for c, a in zip(group["cell"], group["attack"])))

@@ -305,16 +305,22 @@ def strengthened(record: dict) -> dict:
             "norm_agnostic": derived_rows(record)["Union"].float().mean().item()}
 
 
+def check_same_model(model: nn.Module, x: Tensor, y: Tensor, record: dict) -> None:
+    """``ValueError`` unless ``model``'s clean predictions on ``(x, y)`` reproduce ``record``'s "Natural" mask: a
+    block or row added to a record must come from the model that made it."""
+    natural = predict(model, x) == y
+    if not torch.equal(natural.cpu(), records.unpack_mask(record["masks"]["Natural"], record["n_test"])):
+        raise ValueError(f"{record['profile']}/{record['cell']}: this model's clean predictions differ from the "
+                         "record's; it is not the model the record was made with")
+
+
 def extend(model: nn.Module, x: Tensor, y: Tensor, profile: Profile, record: dict, revision: str,
            progress: Path | None = None) -> dict:
     """``record`` with its extended block computed on ``model`` (the model that made it: its clean predictions must
     reproduce the record's "Natural" mask, else ``ValueError``) under ``record["extended"]``. ``progress``: a file
     that keeps each piece as it is computed (``Progress``), so that a killed run resumes at the next piece."""
     n = record["n_test"]
-    natural = predict(model, x) == y
-    if not torch.equal(natural.cpu(), records.unpack_mask(record["masks"]["Natural"], n)):
-        raise ValueError(f"{record['profile']}/{record['cell']}: this model's clean predictions differ from the "
-                         "record's; it is not the model the record was made with")
+    check_same_model(model, x, y, record)
     spec, seed, start = extended_spec(profile), profile.seed, time.perf_counter()
     block_identity = expected_identity(profile, record)
     block = f"{block_identity['key']}-{record['digest'][:16]}"  # the block, on this very record's model
@@ -340,12 +346,6 @@ def extend(model: nn.Module, x: Tensor, y: Tensor, profile: Profile, record: dic
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     return {**record, "extended": block}
-
-
-def side_document(record: dict) -> dict:
-    """The side file (``advlib.records.side_path(path, "extended")``) holding ``record``'s extended block."""
-    return {"model": records.model_key(record), "profile": record["profile"], "cell": record["cell"],
-            **record["extended"]}
 
 
 def current(record: dict, profile: Profile) -> bool:

@@ -19,13 +19,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from advlib import data, extended, identity, records
+from advlib import data, extended, identity, records, reproduce
 
 #: Records of these cells evaluate a model that was not trained here; its identity is the file that holds it.
 RELEASED_CELLS = ("trades-released",)
 #: Data sources whose files were the genuine MNIST IDX files (see the module doc).
 GENUINE = ("package", "env")
-PROSE = ("description", "notes", "hash")
+#: What leaves a stored config: the profile's prose (``reproduce.PROSE``) and the old whole-profile hash.
+PROSE = (*reproduce.PROSE, "hash")
 
 
 def _fingerprints(rec: dict) -> dict[str, str]:

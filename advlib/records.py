@@ -115,10 +115,16 @@ def write_record(path: str | Path, record: dict) -> dict:
     tmp.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
     os.replace(tmp, path)
     if block is not None:
-        side = {"model": model_key(record), "profile": record["profile"], "cell": record["cell"], **block}
-        write_document(side_path(path, "extended"), side, "extended")
+        write_extended(path, {**record, "extended": block})
         return {**record, "extended": block}
     return record
+
+
+def write_extended(record_path: str | Path, record: dict) -> dict:
+    """Write ``record["extended"]`` to the record's side file (``side_path(record_path, "extended")``), keyed by the
+    record's model; the record itself is not rewritten. Returns the sealed side document."""
+    side = {"model": model_key(record), "profile": record["profile"], "cell": record["cell"], **record["extended"]}
+    return write_document(side_path(record_path, "extended"), side, "extended")
 
 
 def read_record(path: str | Path) -> dict:

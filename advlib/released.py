@@ -13,7 +13,7 @@ import torch
 
 from advlib import data, extended, identity, models, protocols, records, runtime
 from advlib.evaluation import evaluate
-from advlib.reproduce import add_rows, data_identity, evaluation_record, fingerprints
+from advlib.reproduce import add_rows, data_identity, evaluation_record, fingerprints, status
 
 CELL = "trades-released"
 #: Where the checkpoint comes from (advlib/resources/trades_smallcnn/README.md).
@@ -29,17 +29,6 @@ def expected_identity(profile: protocols.Profile, sources: dict[str, dict]) -> d
     return identity.record_identity(profile.config(), CELL, fingerprints(sources), MODEL)
 
 
-def _valid(path: Path, profile: protocols.Profile, sources: dict[str, dict]) -> tuple[dict | None, list[str]]:
-    """The record at ``path`` if it is current (assembled), with the profile's rows it still lacks; else None."""
-    try:
-        rec = records.read_record(path)
-    except records.RecordError:
-        return None, []
-    state, _, missing = identity.compare(rec["identity"], expected_identity(profile, sources))
-    added = (records.read_side(path, "rows", rec) or {"rows": {}})["rows"]
-    return (records.assemble(path) if state == "current" else None), [r for r in missing if r not in added]
-
-
 def evaluate_released(profile: str = "full", out: str | Path | None = None, device: str | None = None, *,
                       extend: bool = False, quiet: bool = True) -> dict:
     """The record of the released model under ``profile``'s evaluation (its test images and attacks); reuses a
@@ -52,7 +41,8 @@ def evaluate_released(profile: str = "full", out: str | Path | None = None, devi
     xt, yt = data.load_mnist("test", limit=prof.n_test, device=dev)
     model = models.load_trades_smallcnn(dev)
     sources = data_identity(prof)
-    rec, missing = _valid(path, prof, sources)
+    state, _, missing = status(path, prof, sources, expected_identity(prof, sources))
+    rec = records.assemble(path) if state == "current" else None
     if rec is not None and missing:  # rows the profile gained: beside the record, on the model in hand
         rec = add_rows(prof, CELL, path.parent, {"xt": xt, "yt": yt, "sources": sources},
                        {name: prof.evaluation[name] for name in missing}, quiet, revision, model=model)
@@ -66,7 +56,6 @@ def evaluate_released(profile: str = "full", out: str | Path | None = None, devi
             records.side_path(path, kind).unlink(missing_ok=True)
         rec = records.write_record(path, rec)
     if extend and not extended.current(rec, prof):
-        rec = extended.extend(model, xt, yt, prof, rec, revision)
-        records.write_document(records.side_path(path, "extended"), extended.side_document(rec), "extended")
+        records.write_extended(path, extended.extend(model, xt, yt, prof, rec, revision))
         rec = records.assemble(path)
     return rec

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 import advlib
 from advlib import _checks, data, extended, identity, models, protocols, records, runtime, table
-from advlib.evaluation import evaluate, predict
+from advlib.evaluation import evaluate
 from advlib.protocols import Profile
 from advlib.records import pack_mask
 from advlib.specs import AttackSpec
@@ -122,7 +122,7 @@ def make_defense(defense: str, norm: str, profile: Profile, static: list[nn.Modu
     return BUILDERS[defense](norm, profile, static, device)
 
 
-NATURAL = "natural"  # pseudo-cell: Madry's CNN trained naturally with the profile's Madry schedule
+NATURAL = identity.NATURAL  # pseudo-cell: Madry's CNN trained naturally with the profile's Madry schedule
 
 
 def train_cell(profile: Profile, cell: str, tensors: dict, out: Path, quiet: bool = True,
@@ -210,15 +210,13 @@ def run_cell(profile: Profile, cell: str, out: Path, tensors: dict, quiet: bool 
     record["training"] = train_info["history"]
     for kind in records.SIDE_KINDS:  # side files of the model this record replaces belong to no record any more
         records.side_path(out / f"{cell}.json", kind).unlink(missing_ok=True)
-    (out / "progress" / f"{cell}.extended.json").unlink(missing_ok=True)
+    progress_path(out, cell).unlink(missing_ok=True)
     return records.write_record(out / f"{cell}.json", record)
 
 
-def _same_model(model: nn.Module, x: Tensor, y: Tensor, record: dict) -> None:
-    natural = predict(model, x) == y
-    if not torch.equal(natural.cpu(), records.unpack_mask(record["masks"]["Natural"], record["n_test"])):
-        raise ValueError(f"{record['profile']}/{record['cell']}: this model's clean predictions differ from the "
-                         "record's; it is not the model the record was made with")
+def progress_path(out: Path, cell: str) -> Path:
+    """Where the pieces of ``cell``'s extended evaluation are kept while it runs (``advlib.extended.Progress``)."""
+    return out / "progress" / f"{cell}.extended.json"
 
 
 def add_rows(profile: Profile, cell: str, out: Path, tensors: dict, rows: dict[str, AttackSpec], quiet: bool = True,
@@ -233,7 +231,7 @@ def add_rows(profile: Profile, cell: str, out: Path, tensors: dict, rows: dict[s
     rec = records.read_record(path)
     if model is None:
         model = train_cell(profile, cell, tensors, out, quiet, deadline)[0]
-    _same_model(model, tensors["xt"], tensors["yt"], rec)
+    extended.check_same_model(model, tensors["xt"], tensors["yt"], rec)
     side_file = records.side_path(path, "rows")
     side = records.read_side(path, "rows", rec) or {"model": records.model_key(rec), "profile": rec["profile"],
                                                      "cell": cell, "rows": {}}
@@ -262,25 +260,28 @@ def extend_cell(profile: Profile, cell: str, out: Path, tensors: dict, quiet: bo
     if extended.current(rec, profile):
         return rec
     model, _ = train_cell(profile, cell, tensors, out, quiet)
-    progress = _mkdir(out / "progress") / f"{cell}.extended.json"
+    progress = progress_path(out, cell)
+    _mkdir(progress.parent)
     rec = extended.extend(model, tensors["xt"], tensors["yt"], profile, rec, revision or records.git_revision(),
                           progress=progress)
-    records.write_document(records.side_path(path, "extended"), extended.side_document(rec), "extended")
+    records.write_extended(path, rec)
     progress.unlink(missing_ok=True)
     return records.assemble(path)
 
 
-def status(path: Path, profile: Profile, sources: dict[str, dict]) -> tuple[str, list[str], list[str]]:
+def status(path: Path, profile: Profile, sources: dict[str, dict],
+           expected: dict | None = None) -> tuple[str, list[str], list[str]]:
     """Whether ``path`` holds a record of ``path``'s cell as ``profile`` makes it now on this data:
     ``("absent" | "invalid" | "stale" | "current", reasons, rows missing)`` (``advlib.identity.compare``; a row
-    is missing when neither the record nor its rows side file holds it as the code computes it now)."""
+    is missing when neither the record nor its rows side file holds it as the code computes it now).
+    ``expected``: the identity to compare with, when the model was not trained here (``advlib.released``)."""
     if not path.exists():
         return "absent", [], []
     try:
         rec = records.read_record(path)
     except records.RecordError as err:
         return "invalid", [str(err)], []
-    expected = expected_identity(profile, rec["cell"], sources)
+    expected = expected if expected is not None else expected_identity(profile, rec["cell"], sources)
     state, reasons, missing = identity.compare(rec["identity"], expected)
     added = (records.read_side(path, "rows", rec) or {"rows": {}})["rows"]  # rows computed later, if still current
     return state, reasons, [r for r in missing if added.get(r, {}).get("key") != expected["rows"][r]["key"]]

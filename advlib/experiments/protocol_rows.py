@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 import advlib
-from advlib import protocols, records, reproduce, runtime
+from advlib import identity, protocols, records, reproduce, runtime
 from advlib.evaluation import Evaluation, evaluate
 from advlib.protocols import Profile
 
@@ -30,7 +30,7 @@ from advlib.protocols import Profile
 KIND = "retrain-check"
 FILE = "retrain-check.json"
 #: The clean row of every record.
-CLEAN = "Natural"
+CLEAN = identity.CLEAN
 
 
 def differing(result: Evaluation, record: dict) -> dict[str, int]:
