@@ -52,6 +52,7 @@ class TrainSpec:
     checkpoint_every: int = 200  # optimiser steps between checkpoints (also at every epoch end)
     eps_hold: float = 0.0  # ε warm-up: ε = 0 for this fraction of all steps,
     eps_ramp: float = 0.0  # then linear up to the full ε at this fraction (0, 0: no warm-up)
+    mix_period: int = 1  # "mix" cells: optimiser steps per norm before switching (1: alternate batches, §9)
 
 
 @dataclass(frozen=True)
@@ -250,8 +251,12 @@ REPRO_CHOICES = {
 
 
 def get_profile(name: str) -> Profile:
-    """A profile by name; unknown names raise ``ValueError`` listing the valid ones."""
-    return PROFILES[_checks.choice("profile", name, PROFILES)]
+    """A profile by name, or a variant's (``advlib.variants``); unknown names raise ``ValueError`` listing the
+    valid ones."""
+    from advlib.variants import VARIANTS  # variants derive from the profiles above
+    if name in VARIANTS:
+        return VARIANTS[name].profile
+    return PROFILES[_checks.choice("profile", name, (*PROFILES, *VARIANTS))]
 
 
 def parse_cells(spec: str | None) -> list[str]:

@@ -6,7 +6,8 @@ For each chapter ``book/NN_name.md`` (all of them, or those named on the command
    notebook's metadata and the outputs of unchanged cells; a missing ``.ipynb`` is created);
 2. execute it in place with nbconvert (kernel cwd ``book/``, timeout 600 s per cell,
    ``record_timing=False`` so no per-cell timestamps end up in the file);
-3. print the chapter's wall time.
+3. print the chapter's wall time and keep it in ``results/bench/chapters.json`` (per chapter and device: seconds,
+   profile, date, git revision), which each chapter's running-time note reads (``advlib.notebook.running_time``).
 
 Usage (from anywhere)::
 
@@ -66,6 +67,12 @@ def execute(ipynb: Path) -> None:
     nbformat.write(nb, ipynb)
 
 
+def keep_time(md: Path, seconds: float) -> None:
+    """Store the chapter's wall time on this device (``advlib.notebook.record_chapter_time``)."""
+    from advlib import notebook
+    notebook.record_chapter_time(md.stem, seconds)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("chapters", nargs="*", help="chapters to run (default: all), e.g. 02 or book/02_x.md")
@@ -78,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             execute(update_notebook(md))
             status = "ok"
+            keep_time(md, time.perf_counter() - start)
         except Exception as err:  # report and go on with the other chapters
             failed.append(md.stem)
             print(err, file=sys.stderr)

@@ -1,4 +1,5 @@
-"""``python -m advlib released-ablations``, ``large-linf-ablations`` and ``protocol-rows``: the argument parsing.
+"""``python -m advlib released-ablations``, ``large-linf-ablations``, ``protocol-rows`` and ``variants``: the argument
+parsing.
 
 ``add_commands`` adds the subcommands to ``advlib.__main__``'s parser; the experiments themselves are imported
 only when a command runs.
@@ -83,8 +84,27 @@ def _protocol_rows(args: argparse.Namespace) -> None:
     protocol_rows.run(args.profile, args.cells, args.results, log=partial(print, flush=True))
 
 
+def variant_list(text: str) -> list[str]:
+    """Comma-separated variant names (argparse type), each one of ``advlib.variants.VARIANTS``."""
+    from advlib import variants
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in variants.VARIANTS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown variants {unknown or text!r}; valid: {', '.join(variants.VARIANTS)}")
+    return names
+
+
+def _variants(args: argparse.Namespace) -> None:
+    import torch
+
+    from advlib.experiments import variant_runs
+    torch.set_num_threads(args.threads)
+    variant_runs.run(args.names, args.results, log=partial(print, flush=True))
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    """Add ``released-ablations``, ``large-linf-ablations`` and ``protocol-rows`` to the subcommands ``sub``."""
+    """Add ``released-ablations``, ``large-linf-ablations``, ``protocol-rows`` and ``variants`` to the subcommands
+    ``sub``."""
     rel = sub.add_parser("released-ablations", help="ablations of the TRADES authors' released MNIST model "
                                                     "(chapter 9; resumable)")
     rel.add_argument("--n", type=positive_int, default=1000,
@@ -124,3 +144,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     rows.add_argument("--threads", type=positive_int, default=2,
                       help="torch intra-op threads (default 2: the medium records were made with 2)")
     rows.set_defaults(run=_protocol_rows)
+    var = sub.add_parser("variants", help="train and evaluate the profile variants of advlib.variants (ablations of "
+                                          "the divergences' causes, seed spread) into results/variants/ (resumable)")
+    var.add_argument("--names", type=variant_list, default=None,
+                     help="comma-separated variants (default all, in order)")
+    var.add_argument("--results", type=Path, default=None, help="results root (default results/)")
+    var.add_argument("--threads", type=positive_int, default=2, help="torch intra-op threads (default 2)")
+    var.set_defaults(run=_variants)

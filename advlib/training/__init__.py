@@ -16,11 +16,15 @@ from advlib.training.trades import Trades
 
 #: defense → builder(norm, profile, static models, device) of its ``Defense`` (``advlib.reproduce.make_defense``).
 BUILDERS: dict[str, Callable[..., Defense]] = {
-    "madry": lambda norm, profile, static, device: MadryAT(norm, profile.train_attack),
+    "madry": lambda norm, profile, static, device: MadryAT(norm, profile.train_attack,
+                                                           mix_period=profile.defenses["madry"].mix_period),
     "trades": lambda norm, profile, static, device: Trades(norm, profile.train_attack,
-                                                           beta=profile.defenses["trades"].beta),
-    "ensemble": lambda norm, profile, static, device: EnsembleAT(norm, profile.train_attack, static),
-    "atda": lambda norm, profile, static, device: ATDA(norm, profile.train_attack, device=device),
+                                                           beta=profile.defenses["trades"].beta,
+                                                           mix_period=profile.defenses["trades"].mix_period),
+    "ensemble": lambda norm, profile, static, device: EnsembleAT(norm, profile.train_attack, static,
+                                                                 mix_period=profile.defenses["ensemble"].mix_period),
+    "atda": lambda norm, profile, static, device: ATDA(norm, profile.train_attack, device=device,
+                                                       mix_period=profile.defenses["atda"].mix_period),
     "max": lambda norm, profile, static, device: MaxAT(profile.train_attack),
     "avg": lambda norm, profile, static, device: AvgAT(profile.train_attack),
     "msd": lambda norm, profile, static, device: MSD(profile.train_attack),

@@ -58,13 +58,14 @@ def atda_loss(logits: Tensor, logits_adv: Tensor, y: Tensor, centres: Tensor) ->
 class ATDA:
     """ATDA in ``norm`` ∈ {"l2", "linf", "mix"}; keeps the class centres as its state."""
 
-    def __init__(self, norm: str, attacks: dict[str, AttackSpec], device: torch.device | str = "cpu") -> None:
-        self.norm, self.attacks = norm, attacks
+    def __init__(self, norm: str, attacks: dict[str, AttackSpec], device: torch.device | str = "cpu",
+                 mix_period: int = 1) -> None:
+        self.norm, self.attacks, self.mix_period = norm, attacks, mix_period
         self.centres = torch.zeros(NUM_CLASSES, NUM_CLASSES, device=device)
 
     def loss(self, model: nn.Module, x: Tensor, y: Tensor, step: int, generator: torch.Generator,
              eps_scale: float = 1.0) -> tuple[Tensor, dict[str, Tensor]]:
-        x_adv = training_attack(model, x, y, self.attacks[training_norm(self.norm, step)], eps_scale, generator)
+        x_adv = training_attack(model, x, y, self.attacks[training_norm(self.norm, step, self.mix_period)], eps_scale, generator)
         logits, logits_adv = model(x), model(x_adv)
         loss = atda_loss(logits, logits_adv, y, self.centres)
         self.centres = update_centres(self.centres, torch.cat([logits, logits_adv]).detach(), torch.cat([y, y]))

@@ -25,8 +25,9 @@ def draw_source(n_static: int, generator: torch.Generator) -> int:
 class EnsembleAT:
     """``static`` are pre-trained, never-updated models; the model itself is the last source."""
 
-    def __init__(self, norm: str, attacks: dict[str, AttackSpec], static: Sequence[nn.Module]) -> None:
-        self.norm, self.attacks, self.static = norm, attacks, list(static)
+    def __init__(self, norm: str, attacks: dict[str, AttackSpec], static: Sequence[nn.Module],
+                 mix_period: int = 1) -> None:
+        self.norm, self.attacks, self.static, self.mix_period = norm, attacks, list(static), mix_period
         for m in self.static:
             m.eval().requires_grad_(False)
 
@@ -34,7 +35,7 @@ class EnsembleAT:
              eps_scale: float = 1.0) -> tuple[Tensor, dict[str, Tensor]]:
         k = draw_source(len(self.static), generator)
         source = self.static[k] if k < len(self.static) else model
-        x_adv = training_attack(source, x, y, self.attacks[training_norm(self.norm, step)], eps_scale, generator)
+        x_adv = training_attack(source, x, y, self.attacks[training_norm(self.norm, step, self.mix_period)], eps_scale, generator)
         logits, logits_adv = model(x), model(x_adv)
         loss = 0.5 * F.cross_entropy(logits, y) + 0.5 * F.cross_entropy(logits_adv, y)
         own = torch.tensor(float(k == len(self.static)), device=x.device)

@@ -27,12 +27,13 @@ class Defense(Protocol):
              eps_scale: float) -> tuple[Tensor, dict[str, Tensor]]: ...
 
 
-def training_norm(norm: str, step: int) -> str:
-    """The norm of optimiser step ``step``: "mix" alternates ℓ2 (even steps) and ℓ∞ (odd steps) (paper §5)."""
+def training_norm(norm: str, step: int, period: int = 1) -> str:
+    """The norm of optimiser step ``step``: "mix" alternates ℓ2 and ℓ∞ every ``period`` steps, ℓ2 first (paper §5;
+    ``period`` 1: even steps ℓ2, odd steps ℓ∞)."""
     _checks.choice("training norm", norm, ("l2", "linf", "mix"))
     if norm != "mix":
         return norm
-    return "l2" if step % 2 == 0 else "linf"
+    return "l2" if (step // _checks.count("mix period", period, minimum=1)) % 2 == 0 else "linf"
 
 
 def training_attack(source: nn.Module, x: Tensor, target: Tensor, spec: AttackSpec, eps_scale: float,

@@ -46,11 +46,11 @@ def trades_loss(model: nn.Module, x: Tensor, y: Tensor, x_adv: Tensor, beta: flo
 class Trades:
     """TRADES in ``norm`` ∈ {"l2", "linf", "mix"} with trade-off ``beta``."""
 
-    def __init__(self, norm: str, attacks: dict[str, AttackSpec], beta: float) -> None:
-        self.norm, self.attacks, self.beta = norm, attacks, beta
+    def __init__(self, norm: str, attacks: dict[str, AttackSpec], beta: float, mix_period: int = 1) -> None:
+        self.norm, self.attacks, self.beta, self.mix_period = norm, attacks, beta, mix_period
 
     def loss(self, model: nn.Module, x: Tensor, y: Tensor, step: int, generator: torch.Generator,
              eps_scale: float = 1.0) -> tuple[Tensor, dict[str, Tensor]]:
-        x_adv = trades_adversary(model, x, self.attacks[training_norm(self.norm, step)], generator, eps_scale)
+        x_adv = trades_adversary(model, x, self.attacks[training_norm(self.norm, step, self.mix_period)], generator, eps_scale)
         loss, logits, logits_adv = trades_loss(model, x, y, x_adv, self.beta)
         return loss, {"acc": accuracy(logits, y), "adv_acc": accuracy(logits_adv, y)}

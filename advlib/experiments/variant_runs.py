@@ -1,0 +1,53 @@
+"""``python -m advlib variants``: train and evaluate every profile variant (``advlib.variants``), resumably.
+
+For each variant, in order: its cells through ``advlib.reproduce.reproduce`` into ``results/variants/<name>/``
+(a current record is kept, a checkpoint resumes), then its extra rows beside each of its records and beside the
+base profile's record of the same cell (``reproduce.add_rows``; the base model is its checkpoint, or trained again,
+which must reproduce the base record's clean predictions). A row already in a rows side file is not recomputed.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from advlib import records, reproduce, runtime, variants
+from advlib.discovery import results_root
+
+
+def missing_rows(path: Path, rows: dict) -> dict:
+    """The rows of ``rows`` that the record at ``path`` lacks (neither in it nor in its rows side file)."""
+    rec = records.assemble(path)
+    have = set(rec["accuracy"]) | set(rec.get("added_rows", {}))
+    return {name: spec for name, spec in rows.items() if name not in have}
+
+
+def add_variant_rows(variant: variants.Variant, out: Path, base_out: Path, log: Callable[[str], None]) -> None:
+    """``variant.rows`` beside its records in ``out`` and the base records in ``base_out``."""
+    if not variant.rows:
+        return
+    dev = runtime.default_device()
+    for profile, folder in ((variant.profile, out), (variants.base_profile(variant), base_out)):
+        sources = reproduce.data_identity(profile)
+        tensors = None
+        for cell in variant.cells:
+            path = folder / f"{cell}.json"
+            todo = missing_rows(path, variant.rows) if path.exists() else {}
+            if not todo:
+                continue
+            tensors = tensors or reproduce.load_data(profile, dev, sources)
+            rec = reproduce.add_rows(profile, cell, folder, tensors, todo)
+            log(f"[{profile.name}] {cell}: " + ", ".join(f"{name} {100 * records.added_accuracy(rec, name):.1f}%"
+                                                         for name in todo))
+
+
+def run(names: list[str] | None = None, root: str | Path | None = None, *,
+        log: Callable[[str], None] = print) -> None:
+    """Run the variants ``names`` (default all, in ``variants.VARIANTS`` order) under ``root`` (default the results
+    root)."""
+    chosen = [variants.get(n) for n in (names or variants.VARIANTS)]
+    root = Path(root) if root is not None else results_root()
+    for variant in chosen:
+        out = variants.folder(variant.name, root)
+        log(f"variant {variant.name}: {variant.change}; cells {', '.join(variant.cells)} -> {out}")
+        reproduce.reproduce(variant.name, list(variant.cells), out=out, quiet=True)
+        add_variant_rows(variant, out, root / variant.base, log)

@@ -1,0 +1,131 @@
+"""``advlib.variants`` (profile variants for ablations and seed spread) and their runner
+``advlib.experiments.variant_runs`` (``python -m advlib variants``), the latter on a tiny base profile."""
+from __future__ import annotations
+
+import warnings
+from dataclasses import asdict, replace
+
+import pytest
+import torch
+
+from advlib import protocols, records, reproduce, verify
+from advlib import variants as var
+from advlib.__main__ import main
+from advlib.experiments import variant_runs
+from advlib.protocols import MEDIUM, QUICK, TrainSpec
+from advlib.specs import AttackSpec
+from advlib.training import training_norm
+from conftest import full_mnist_root
+
+
+def _differences(a: protocols.Profile, b: protocols.Profile) -> set[str]:
+    left, right = asdict(a), asdict(b)
+    return {k for k in left if left[k] != right[k]} - {"name", "description"}
+
+
+@pytest.mark.parametrize("name", sorted(var.VARIANTS))
+def test_each_variant_changes_its_base_in_exactly_one_field_and_names_its_cells(name):
+    v = var.get(name)
+    base = protocols.get_profile(v.base)
+    assert protocols.get_profile(name) is v.profile
+    assert len(_differences(v.profile, base)) == 1
+    assert v.cells and all(c in protocols.CELLS for c in v.cells)
+    assert v.change and v.reason and v.change in v.profile.description
+
+
+def test_the_l2_short_variant_changes_only_the_l2_training_step_to_the_reach_of_40_steps_of_0_01():
+    v = var.get("medium-l2-short")
+    spec, base = v.profile.train_attack["l2"], MEDIUM.train_attack["l2"]
+    assert spec.steps * spec.step_size == pytest.approx(0.4)
+    assert replace(spec, step_size=base.step_size) == base
+    assert v.profile.train_attack["linf"] == MEDIUM.train_attack["linf"]
+    (row,) = v.rows.values()
+    assert (row.step_size, row.random_start, row.steps, row.eps) == (0.01, False, 40, 4.0)
+
+
+def test_the_atda_variant_trains_on_one_step_of_eps_from_x():
+    v = var.get("medium-atda-fgsm")
+    for norm, spec in v.profile.train_attack.items():
+        assert (spec.steps, spec.step_size, spec.random_start) == (1, MEDIUM.train_attack[norm].eps, False)
+    assert set(v.cells) <= {c for c in protocols.CELLS if c.startswith("atda-")}
+
+
+def test_the_mix_variant_alternates_by_epoch_ending_on_l2():
+    v = var.get("medium-mix-epochs")
+    period = v.profile.defenses["madry"].mix_period
+    assert period == MEDIUM.n_train // MEDIUM.defenses["madry"].batch_size
+    epochs = v.profile.defenses["madry"].epochs
+    assert [training_norm("mix", e * period, period) for e in range(epochs)] == ["l2", "linf", "l2", "linf", "l2"]
+    assert training_norm("mix", period - 1, period) == "l2" and training_norm("mix", period, period) == "linf"
+
+
+def test_a_mix_period_of_zero_is_refused():
+    with pytest.raises(ValueError, match="mix period"):
+        training_norm("mix", 3, 0)
+
+
+def test_variant_models_have_other_keys_than_the_base_models():
+    for v in var.VARIANTS.values():
+        base = protocols.get_profile(v.base)
+        sources = reproduce.data_identity(base)
+        for cell in v.cells:
+            mine = reproduce.expected_identity(v.profile, cell, sources)["model"]["key"]
+            theirs = reproduce.expected_identity(base, cell, sources)["model"]["key"]
+            assert mine != theirs, (v.name, cell)
+
+
+def test_unknown_variants_and_profiles_are_refused_with_the_valid_names():
+    with pytest.raises(ValueError, match="medium-l2-short"):
+        var.get("medium-l3")
+    with pytest.raises(ValueError, match="medium-seed1"):
+        protocols.get_profile("medium-l3")
+    with pytest.raises(SystemExit):
+        main(["variants", "--names", "medium-l3"])
+
+
+# ------------------------------------------------------------------------------------ the runner, tiny
+
+TINY = replace(
+    QUICK, name="tiny-variants-base", description="test-only", n_train=60, n_test=16, seed=5,
+    train_attack={"l2": AttackSpec.pgd("l2", steps=1), "linf": AttackSpec.pgd("linf", steps=1)},
+    defenses={**QUICK.defenses, "madry": TrainSpec(epochs=1, batch_size=20)},
+    evaluation={"PGD-l2": AttackSpec.pgd("l2", steps=2), "PGD-linf": AttackSpec.pgd("linf", steps=2),
+                "SO-l2": AttackSpec.so("l2", steps=2, samples=2), "SO-linf": AttackSpec.so("linf", steps=2, samples=2)},
+)
+SHORT = var.Variant(
+    replace(TINY, name="tiny-variants-short", train_attack={**TINY.train_attack,
+                                                            "l2": AttackSpec.pgd("l2", steps=1, step_size=0.4)}),
+    TINY.name, ("madry-l2",), "short ℓ2 steps", "test-only",
+    {"PGD-l2 step 0.01": AttackSpec.pgd("l2", steps=2, step_size=0.01, random_start=False)})
+
+
+@pytest.fixture
+def registered(monkeypatch):
+    root = full_mnist_root()
+    if root is not None:
+        monkeypatch.setenv("ADVLIB_DATA", str(root))
+    monkeypatch.setattr("advlib.data._download", lambda folder: False)
+    monkeypatch.setitem(protocols.PROFILES, TINY.name, TINY)
+    monkeypatch.setitem(var.VARIANTS, SHORT.name, SHORT)
+
+
+def test_the_runner_records_the_variant_and_adds_its_rows_beside_both_models_resumably(registered, tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reproduce.reproduce(TINY.name, ["madry-l2"], out=tmp_path / TINY.name, quiet=True)
+        variant_runs.run([SHORT.name], tmp_path, log=lambda line: None)
+    mine = records.assemble(tmp_path / "variants" / SHORT.name / "madry-l2.json")
+    base = records.assemble(tmp_path / TINY.name / "madry-l2.json")
+    assert mine["profile"] == SHORT.name and base["profile"] == TINY.name
+    assert records.model_key(mine) != records.model_key(base)
+    for rec in (mine, base):
+        assert set(rec["added_rows"]) == {"PGD-l2 step 0.01"}
+        assert 0.0 <= records.added_accuracy(rec, "PGD-l2 step 0.01") <= 1.0
+    findings = verify.verify(tmp_path)
+    assert findings and {f.state for f in findings} == {"current"}
+    before = (tmp_path / "variants" / SHORT.name / "madry-l2.rows.json").read_bytes()
+    variant_runs.run([SHORT.name], tmp_path, log=lambda line: None)  # nothing left to do
+    assert (tmp_path / "variants" / SHORT.name / "madry-l2.rows.json").read_bytes() == before
+    assert torch.equal(records.unpack_mask(mine["masks"]["Natural"], mine["n_test"]),
+                       records.unpack_mask(records.assemble(tmp_path / "variants" / SHORT.name / "madry-l2.json")
+                                           ["masks"]["Natural"], mine["n_test"]))
