@@ -24,7 +24,7 @@ import pandas as pd
 from advlib import comparisons, protocols, stats, table
 from advlib.protocols import NORM_LABELS, split_cell
 from advlib.stats import format_p
-from advlib.verdict import Verdict, coverage, grade, percent_text, provenance
+from advlib.verdict import Verdict, coverage, grade, label, percent_text, provenance
 
 #: Own-norm PGD accuracy (%) at or above which a model counts as robust (the paper's four cells: ≥ 91.7 %).
 ROBUST = 80.0
@@ -290,3 +290,109 @@ def autoattack_at_least_as_strong(cross: pd.DataFrame, slack: int = AUTOATTACK_S
 def keeps_half(norm_agnostic: pd.Series, threshold: float = KEEPS_HALF) -> bool:
     """Whether any model's norm-agnostic accuracy (%, one value per model) reaches ``threshold``."""
     return bool((norm_agnostic >= threshold).any())
+
+
+#: Claims that join a thesis (the ℓ∞-trained models are not robust in ℓ2: some attack breaks them) to a mechanism
+#: (S-O breaks what PGD, a first-order attack, does not): claim → (the thesis, its cells, the ℓ2 radius's row suffix,
+#: the accuracy (%) at or below which a model counts as broken). Judged with the strongest attacks, the two can differ.
+THESES = {
+    2: ("ℓ∞-trained Madry/TRADES are not robust in ℓ2 at ε = 4.0: the strongest attack leaves them below "
+        f"{HOLDS:.0f} %", ("madry-linf", "trades-linf"), "", HOLDS),
+    6: ("the ℓ∞-trained TRADES model is not robust in ℓ2 at ε = 2.0: the strongest attack leaves it at most "
+        f"{PAPER_SO_L2_2:g} + {SIMILAR:.0f} %", CLAIM6_CELLS, "@2", PAPER_SO_L2_2 + SIMILAR),
+}
+
+
+def thesis(claim: int, records: dict[str, dict]) -> Verdict:
+    """``THESES[claim]`` on ``records`` (with the extended block): the per-example worst case over every ℓ2 attack
+    the record holds (clean, PGD, S-O, AutoAttack) at the thesis' radius, per cell."""
+    from advlib import extended  # claims is imported by modules that extended imports
+    statement, cells, suffix, broken = THESES[claim]
+    parts, ok = [], 0
+    for cell in cells:
+        worst = extended.derived_rows(records[cell]).get(f"Worst-l2{suffix}") if cell in records else None
+        if worst is None:
+            continue
+        value = 100 * worst.float().mean().item()
+        ok += value <= broken
+        parts.append(f"{cell}: {value:.1f} % under every ℓ2 attack at once ({label(records[cell])})")
+    text = "; ".join(parts) if parts else "no record with the extended block"
+    return Verdict(claim, statement, grade(ok, len(parts)), text + ".")
+
+
+#: Why a claim's verdict changes when AutoAttack joins PGD (shown where the two verdicts differ; the numbers are in
+#: each verdict's evidence).
+WHY_STRONGER = {
+    1: "AutoAttack breaks the ℓ2-trained models in their own norm further than PGD-40 does",
+    2: "AutoAttack, a first-order attack, breaks in ℓ2 what PGD-40 with the cross-entropy leaves: the models are "
+       "not ℓ2-robust (the thesis), but S-O is not needed to show it (the mechanism fails)",
+    3: "counted with AutoAttack, the Mix models are reduced to almost zero after all, so the claim's first half fails",
+    4: "counted with AutoAttack, the ensemble and ATDA models lose the norm-agnostic gain that PGD-40 credited them with",
+    5: "AutoAttack lowers the PGD rows of the ensemble models, so PGD and S-O no longer agree",
+    6: "AutoAttack at ε = 2.0 leaves fewer images correct than S-O: the model is broken, but not only by S-O",
+}
+
+
+def headlines(best: dict[str, dict], strong: dict[str, dict]) -> pd.DataFrame:
+    """One headline verdict per claim, judged with the strongest attacks (``strong``: records passed through
+    ``advlib.extended.strengthened``, PGD ∪ AutoAttack per example), claims 2 and 6 split into their thesis and
+    the claim as stated; beside each, the verdict on ``best`` (the largest test sets, PGD + S-O as the paper ran
+    them) and, where the two differ, why."""
+    on_best, on_strong = verdicts(best).set_index("claim"), verdicts(strong).set_index("claim")
+    rows = []
+    for claim in sorted(CLAIMS):
+        readings = [(f"{claim}: thesis", thesis(claim, strong), None)] if claim in THESES else []
+        readings.append((f"{claim}: as stated" if claim in THESES else str(claim),
+                         Verdict(claim, STATEMENTS[claim], *on_strong.loc[claim, ["verdict", "evidence"]]),
+                         on_best.loc[claim, "verdict"]))
+        for name, v, other in readings:
+            why = WHY_STRONGER[claim] if other is not None and other != v.verdict else ""
+            rows.append({"claim": name, "statement": v.statement, "verdict": v.verdict, "evidence": v.evidence,
+                         "paper's attacks, largest test sets": other if other is not None else "—",
+                         "why they differ": why})
+    return pd.DataFrame(rows)
+
+
+#: Every threshold of the claims (the keyword of ``claimN``) with its value and its reason: the book prints it.
+THRESHOLDS = {
+    "robust": (ROBUST, "own-norm PGD accuracy (%) at which a model counts as robust: well above chance and "
+                       "below the paper's own four cells (≥ 91.7 %), so weaker training can still pass"),
+    "holds": (HOLDS, "accuracy (%) at which an attack \"does not break\" a model: it keeps most test images"),
+    "drop": (BREAK_DROP, "points S-O must lie below PGD to \"break\" what PGD does not: four times the "
+                         "±5-point agreement band, and far beyond binomial noise at n ≥ 1,000 (±3 points)"),
+    "unsatisfying": (UNSATISFYING, "norm-agnostic accuracy (%) below which robustness is still \"unsatisfying\": "
+                                   "the model fails on most images under some attack"),
+    "barely": (BARELY, "largest gain (points) of Mix over the better single-norm model that still \"barely "
+                       "helps\": the paper's own Mix gains are up to 18 points"),
+    "almost_zero": (ALMOST_ZERO, "accuracy (%) at or below which an attack has reduced a model \"to almost zero\": "
+                                 "between the paper's single-norm cross-norm S-O numbers (0.0-3.2 %) and its "
+                                 "smallest Mix row (14.5 %)"),
+    "gain": (FIX_GAIN, "norm-agnostic gain (points) of ensemble/ATDA over Madry/TRADES that counts as a partial "
+                       "fix: twice the agreement band"),
+    "similar": (SIMILAR, "largest |S-O − PGD| (points) that counts as \"similar\": the book's ±5-point agreement "
+                         "band, about the 95 % binomial half-width at n = 1,000 and p = 0.5 (3.1) plus run-to-run "
+                         "spread"),
+}
+
+
+def flip_points(records: dict[str, dict], step: float = 1.0) -> pd.DataFrame:
+    """Where each verdict would flip: per claim and threshold, its value, the verdict there and the nearest values
+    (on a grid of ``step`` points over 0-100) below and above it at which the verdict differs (NaN: none)."""
+    import inspect
+    grid = [i * step for i in range(int(100 / step) + 1)]
+    rows = []
+    for claim, check in CLAIMS.items():
+        here = check(records)[1].verdict
+        for name, param in inspect.signature(check).parameters.items():
+            if name == "records":
+                continue
+            other = {v: check(records, **{name: v})[1].verdict for v in grid}
+            below = [v for v in grid if v < param.default and other[v] != here]
+            above = [v for v in grid if v > param.default and other[v] != here]
+            rows.append({"claim": claim, "threshold": name, "value": param.default, "verdict": here,
+                         "flips below": below[-1] if below else float("nan"),
+                         "to": other[below[-1]] if below else "—",
+                         "flips above": above[0] if above else float("nan"),
+                         "to ": other[above[0]] if above else "—",
+                         "reason": THRESHOLDS[name][1]})
+    return pd.DataFrame(rows)

@@ -67,6 +67,26 @@ def _large_autoattack(row: dict, root: Path) -> bool:
     return found is not None and abs(100 * found - row["paper"]) <= THRESHOLD
 
 
+def _variant_moves_it(name: str) -> Callable[[dict, Path], bool]:
+    """Whether the record of variant ``name`` (``advlib.variants``) of the row's cell lands within ``THRESHOLD``
+    points of the paper in the row's attack: the intervention reproduces the paper's number."""
+    def explains(row: dict, root: Path) -> bool:
+        from advlib import variants
+        if row["cell"] not in variants.get(name).cells:
+            return False
+        path = variants.folder(name, root) / f"{row['cell']}.json"
+        if not path.is_file():
+            return False
+        found = records.assemble(path)["accuracy"].get(row["attack"])
+        return found is not None and abs(100 * found - row["paper"]) <= THRESHOLD
+    return explains
+
+
+def _variant_evidence(name: str) -> Callable[[dict], str]:
+    from advlib import variants
+    return lambda row: f"results/{variants.FOLDER}/{name}/{row['cell']}.json#{row['attack']}"
+
+
 #: The causes, tried in order; the first whose evidence explains a cell is its cause.
 CAUSES = (
     Cause("both above the data's bound",
@@ -81,6 +101,18 @@ CAUSES = (
           f"AutoAttack-ℓ∞ on the large profile's model of the same cell lands within {THRESHOLD:g} points of the "
           "paper: our PGD-ℓ∞ and S-O-ℓ∞ overstate these models' ℓ∞ robustness",
           _large_autoattack, lambda row: f"results/large/{row['cell']}.extended.json#AA-linf"),
+    Cause("ℓ2 training with steps far shorter than ε",
+          f"the medium model trained with an ℓ2 PGD that moves at most 0.4 (as 40 steps of 0.01) lands within "
+          f"{THRESHOLD:g} points of the paper (advlib.variants, medium-l2-short)",
+          _variant_moves_it("medium-l2-short"), _variant_evidence("medium-l2-short")),
+    Cause("ATDA on FGSM, as published",
+          f"the medium ATDA model trained on single-step FGSM, as ATDA was published, lands within {THRESHOLD:g} "
+          "points of the paper (advlib.variants, medium-atda-fgsm)",
+          _variant_moves_it("medium-atda-fgsm"), _variant_evidence("medium-atda-fgsm")),
+    Cause("Mix alternating by epoch",
+          f"the medium Mix model alternating the norm every epoch (ending on ℓ2) lands within {THRESHOLD:g} points "
+          "of the paper (advlib.variants, medium-mix-epochs)",
+          _variant_moves_it("medium-mix-epochs"), _variant_evidence("medium-mix-epochs")),
 )
 
 #: What is known about the cells no cause explains yet, by group (the first group a cell matches).
@@ -190,3 +222,42 @@ def command(out: str | Path | None = None) -> None:
     print(summary_line(counts(frame=frame)))
     for cause, group in frame.groupby("cause", sort=False):
         print(f"\n{cause}\n  " + ", ".join(f"{c} {a}" for c, a in zip(group["cell"], group["attack"])))
+
+
+def protocol_rows(profiles: tuple[str, ...] = ("medium", "large"), root: str | Path | None = None) -> pd.DataFrame:
+    """Per model trained again on a CPU (``python -m advlib protocol-rows``; the profiles' ``retrain-check.json``):
+    how many test images' outcomes differ from its committed record over all rows, and PGD-ℓ2 as recorded, started
+    at x and also clamped only at the end (``advlib.protocols.PROTOCOL_ROWS``), next to the paper's PGD-ℓ2 (%)."""
+    from advlib import protocols
+    from advlib.experiments.protocol_rows import FILE, KIND
+    root = Path(root) if root is not None else discovery.results_root()
+    paper, rows = table.paper_table(), []
+    for profile in profiles:
+        path = root / profile / FILE
+        if not path.is_file():
+            continue
+        for cell, entry in records.read_document(path, KIND)["cells"].items():
+            defense, norm = split_cell(cell)
+            added = entry["protocol_rows"]
+            rows.append({"profile": profile, "cell": cell, "n": entry["n"],
+                         "differing": sum(entry["differing"].values()),
+                         "PGD-l2": 100 * entry["record_accuracy"]["PGD-l2"],
+                         **{name: 100 * added[name] if name in added else float("nan")
+                            for name in protocols.PROTOCOL_ROWS},
+                         "paper": float(paper.loc["PGD-l2", (defense, norm)])})
+    return pd.DataFrame(rows, columns=["profile", "cell", "n", "differing", "PGD-l2", *protocols.PROTOCOL_ROWS,
+                                       "paper"])
+
+
+def subset_effect(recs: dict[str, dict], n: int = 1000) -> pd.DataFrame:
+    """Per record with more than ``n`` test images and row: accuracy (%) on all of them, on the first ``n`` (the
+    images the large and medium profiles use) and the difference (points; negative: the subset is harder)."""
+    rows = []
+    for cell, rec in recs.items():
+        if rec["n_test"] <= n:
+            continue
+        first = records.first_images(rec, n)
+        for row, value in first["accuracy"].items():
+            rows.append({"cell": cell, "row": row, "all": 100 * rec["accuracy"][row], f"first {n}": 100 * value,
+                         "Δ": 100 * (value - rec["accuracy"][row])})
+    return pd.DataFrame(rows, columns=["cell", "row", "all", f"first {n}", "Δ"])

@@ -288,8 +288,9 @@ STRONG_LABEL = "PGD = PGD ∪ AutoAttack"
 
 
 def strengthened(record: dict) -> dict:
-    """A copy of ``record`` judged by the strongest first-order attacks it holds: each "PGD-<norm>" row becomes the
-    per-example worst case of PGD and AutoAttack in that norm, ``norm_agnostic`` the "Union" row (PGD, S-O and
+    """A copy of ``record`` judged by the strongest first-order attacks it holds: each "PGD-<norm>" row (and each PGD
+    row of the block at another radius, "PGD-l2@2") becomes the per-example worst case of PGD and AutoAttack in that
+    norm and radius, ``norm_agnostic`` the "Union" row (PGD, S-O and
     AutoAttack in both norms); S-O rows stay; the profile gains ``STRONG_LABEL``. The paper's claims can then be
     re-checked unchanged (``advlib.claims``). ValueError for a record without the extended block."""
     if "extended" not in record:
@@ -301,7 +302,15 @@ def strengthened(record: dict) -> dict:
         both = (records.unpack_mask(record["masks"][f"PGD-{norm}"], n)
                 & records.unpack_mask(record["extended"]["masks"][f"AA-{norm}"], n))
         masks[f"PGD-{norm}"], accuracy[f"PGD-{norm}"] = records.pack_mask(both), both.float().mean().item()
-    return {**record, "masks": masks, "accuracy": accuracy, "profile": f"{record['profile']}, {STRONG_LABEL}",
+    block = {**record["extended"], "masks": dict(record["extended"]["masks"]),
+             "accuracy": dict(record["extended"].get("accuracy", {}))}
+    for row in [r for r in block["masks"] if r.startswith("PGD-") and "@" in r]:  # PGD at other radii (ℓ2 ε = 2)
+        partner = "AA-" + row.removeprefix("PGD-")
+        if partner in block["masks"]:
+            both = records.unpack_mask(block["masks"][row], n) & records.unpack_mask(block["masks"][partner], n)
+            block["masks"][row], block["accuracy"][row] = records.pack_mask(both), both.float().mean().item()
+    return {**record, "masks": masks, "accuracy": accuracy, "extended": block,
+            "profile": f"{record['profile']}, {STRONG_LABEL}",
             "norm_agnostic": derived_rows(record)["Union"].float().mean().item()}
 
 

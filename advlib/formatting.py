@@ -47,6 +47,8 @@ def table(frame: pd.DataFrame, *, percent: tuple[str, ...] | str = (), names: di
             out[col] = values.map(lambda v: NOT_EVALUATED if pd.isna(v) else f"{v:.{digits}f}")
         else:
             out[col] = values.map(lambda v: NOT_EVALUATED if v is None or (isinstance(v, float) and pd.isna(v)) else v)
+    out.columns = frame.columns  # keeps a MultiIndex (e.g. defense × training norm) as it was
     out = out.rename(columns=names, index=names)
-    out.index.name, out.columns.name = None, None
+    out.index.names = [None] * out.index.nlevels
+    out.columns.names = [None] * out.columns.nlevels
     return out

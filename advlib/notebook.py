@@ -67,6 +67,7 @@ def record_chapter_time(chapter: str, seconds: float, device: torch.device | Non
         "seconds": round(seconds, 1), "profile": os.environ.get(PROFILE_ENV) or ("full" if device.type == "cuda"
                                                                                   else "quick"),
         "date": datetime.now(timezone.utc).date().isoformat(), "git_revision": records.git_revision()}
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(dict(sorted(times.items())), indent=1, ensure_ascii=False) + "\n")
 
 

@@ -275,3 +275,18 @@ def load_records(folder: str | Path) -> dict[str, dict]:
             continue
         out[record["cell"]] = record
     return out
+
+
+def first_images(record: dict, n: int) -> dict:
+    """A copy of ``record`` restricted to its first ``n`` test images (masks, accuracies, norm-agnostic accuracy;
+    rows without a mask are dropped), so that records made on different test-set sizes compare on the same images;
+    ``ValueError`` if the record has fewer. The profile gains "first n"."""
+    total = record["n_test"]
+    if not 1 <= n <= total:
+        raise ValueError(f"{record.get('profile')}/{record.get('cell')} has {total} test images; cannot take the "
+                         f"first {n}")
+    masks = {k: unpack_mask(v, total)[:n] for k, v in record["masks"].items()}
+    worst = torch.stack([masks[k] for k in record["accuracy"] if k in masks]).all(0)
+    return {**record, "n_test": n, "masks": {k: pack_mask(v) for k, v in masks.items()},
+            "accuracy": {k: v.float().mean().item() for k, v in masks.items() if k in record["accuracy"]},
+            "norm_agnostic": worst.float().mean().item(), "profile": f"{record['profile']}, first {n}"}

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import pandas as pd
+
 from advlib import protocols
 from advlib.protocols import MEDIUM, Profile
 from advlib.specs import AttackSpec
@@ -116,3 +118,31 @@ def folder(name: str, root: str | Path | None = None) -> Path:
 
 def base_profile(variant: Variant) -> Profile:
     return protocols.get_profile(variant.base)
+
+
+def comparison(name: str, root: str | Path | None = None) -> pd.DataFrame:
+    """Per cell of variant ``name`` and row (Table 1's, then the variant's extra rows): accuracy (%) of the variant's
+    model, of the base profile's model of the same cell, and the paper's (NaN where not recorded or not in the
+    paper), with n. Cells without a variant record are left out."""
+    from advlib import records, table
+    from advlib.discovery import results_root
+    v = get(name)
+    root = Path(root) if root is not None else results_root()
+    paper = table.paper_table()
+    rows = []
+    for cell in v.cells:
+        mine, base = folder(name, root) / f"{cell}.json", root / v.base / f"{cell}.json"
+        if not mine.is_file():
+            continue
+        recs = {"variant": records.assemble(mine), "base": records.assemble(base) if base.is_file() else None}
+        defense, norm = protocols.split_cell(cell)
+        for row in (*protocols.ROWS, *v.rows):
+            entry = {"cell": cell, "row": row, "n": recs["variant"]["n_test"]}
+            for who, rec in recs.items():
+                try:
+                    entry[who] = 100 * records.added_accuracy(rec, row) if rec is not None else float("nan")
+                except KeyError:
+                    entry[who] = float("nan")
+            entry["paper"] = float(paper.loc[row, (defense, norm)]) if row in paper.index else float("nan")
+            rows.append(entry)
+    return pd.DataFrame(rows, columns=["cell", "row", "n", "variant", "base", "paper"])

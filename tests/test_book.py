@@ -204,23 +204,27 @@ def test_colab_cell_makes_the_clone_importable_in_the_same_interpreter(tmp_path)
 
 # --- figure captions ---------------------------------------------------------------------------------------------
 
-CAPTION = re.compile(r"\*Figures? (\d+)(?: and (\d+))?\.\*")
+HAND_NUMBERED = re.compile(r"^\*Figures? \d+")
 
 
 @pytest.mark.parametrize("ipynb", NOTEBOOKS, ids=ids(NOTEBOOKS))
-def test_every_figure_has_a_numbered_caption(ipynb):
-    cells, expected = nbformat.read(ipynb, as_version=4).cells, 1
-    for i, cell in enumerate(cells):
+def test_every_figure_has_a_caption_that_sphinx_numbers(ipynb):
+    """A cell that draws a figure carries its caption and a label in myst-nb's ``mystnb.figure`` metadata, so the
+    build numbers it per chapter ("Figure 6.2"); no hand-numbered "*Figure N.*" paragraph remains."""
+    names = []
+    for i, cell in enumerate(nbformat.read(ipynb, as_version=4).cells):
+        if cell.cell_type == "markdown":
+            assert not HAND_NUMBERED.match(cell.source), f"{ipynb.name}: cell {i} numbers a figure by hand"
+            continue
         images = sum("image/png" in o.get("data", {}) for o in cell.get("outputs", []))
         if not images:
             continue
-        following = cells[i + 1] if i + 1 < len(cells) else None
-        m = CAPTION.match(following.source) if following is not None and following.cell_type == "markdown" else None
-        assert m, f"{ipynb.name}: the figure of cell {i} needs a markdown cell starting '*Figure {expected}.*' after it"
-        numbers = [int(g) for g in m.groups() if g]
-        assert numbers == list(range(expected, expected + images)), (
-            f"{ipynb.name}: cell {i} draws {images} figure(s) numbered {numbers}; expected from {expected}")
-        expected += images
+        figure = cell.metadata.get("mystnb", {}).get("figure", {})
+        assert images == 1, f"{ipynb.name}: cell {i} draws {images} figures; one per cell, each with its caption"
+        assert figure.get("caption", "").strip() and figure.get("name"), (
+            f"{ipynb.name}: the figure of cell {i} needs mystnb.figure.caption and .name in its metadata")
+        names.append(figure["name"])
+    assert len(names) == len(set(names)), f"{ipynb.name}: figure names repeat: {names}"
 
 
 # --- math that renders: no list item inside an inline-math span ---------------------------------------------------

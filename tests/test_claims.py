@@ -13,6 +13,9 @@ import pytest
 
 from advlib import claims, protocols
 from advlib.verdict import VERDICTS, provenance
+import torch
+
+from advlib.records import pack_mask
 from conftest import acc, make_record
 
 
@@ -193,3 +196,61 @@ def test_keeps_half_asks_whether_any_model_reaches_the_threshold():
     assert not claims.keeps_half(pd.Series([12.0, 49.9, float("nan")]))
     assert claims.keeps_half(pd.Series([12.0, 50.0]))
     assert claims.keeps_half(pd.Series([30.0]), threshold=25.0) and not claims.keeps_half(pd.Series(dtype=float))
+
+
+def _strong(cell: str, worst_l2: float, *, suffix: str = "", n: int = 100) -> dict:
+    """A record whose every ℓ2 attack at the radius ``suffix`` leaves exactly the first ``worst_l2`` % correct."""
+    rec = make_record(cell, acc(90, 90, 90, 90), n=n, profile="large")
+    first = pack_mask(torch.arange(n) < round(n * worst_l2 / 100))
+    rows = {f"{a}-l2{suffix}": first for a in ("PGD", "SO", "AA")}
+    rec["extended"] = {"masks": {**({} if suffix else {}), **rows, "AA-linf": rec["masks"]["PGD-linf"]},
+                       "accuracy": {k: worst_l2 / 100 for k in rows}}
+    if suffix:
+        rec["masks"].update({f"{a}-l2": first for a in ("PGD", "SO")})
+    return rec
+
+
+def test_the_thesis_of_claim_2_holds_when_every_l2_attack_together_breaks_both_models_and_can_fail():
+    broken = {c: _strong(c, 3.0) for c in ("madry-linf", "trades-linf")}
+    assert claims.thesis(2, broken).verdict == "supported"
+    robust = {"madry-linf": _strong("madry-linf", 3.0), "trades-linf": _strong("trades-linf", 70.0)}
+    assert claims.thesis(2, robust).verdict == "partly supported"
+    assert claims.thesis(2, {c: _strong(c, 60.0) for c in ("madry-linf", "trades-linf")}).verdict == "not supported"
+    assert claims.thesis(2, {}).verdict == "no records"
+
+
+def test_the_thesis_of_claim_6_reads_the_l2_radius_2_rows():
+    assert claims.thesis(6, {"trades-linf": _strong("trades-linf", 12.0, suffix="@2")}).verdict == "supported"
+    assert claims.thesis(6, {"trades-linf": _strong("trades-linf", 60.0, suffix="@2")}).verdict == "not supported"
+
+
+def test_headlines_give_one_row_per_claim_and_a_reason_where_the_attacks_change_the_verdict():
+    best = {c: make_record(c, acc(95, 95, 5, 90), profile="full", n=100) for c in ("madry-linf", "trades-linf")}
+    strong = {c: _strong(c, 2.0) for c in ("madry-linf", "trades-linf")}
+    frame = claims.headlines(best, strong)
+    assert list(frame["claim"]) == ["1", "2: thesis", "2: as stated", "3", "4", "5", "6: thesis", "6: as stated"]
+    two = frame.set_index("claim").loc["2: as stated"]
+    assert two["paper's attacks, largest test sets"] == "supported" and two["verdict"] != "supported"
+    assert two["why they differ"] == claims.WHY_STRONGER[2]
+    assert frame.set_index("claim").loc["2: thesis", "verdict"] == "supported"
+    same = frame[frame["verdict"] == frame["paper's attacks, largest test sets"]]
+    assert (same["why they differ"] == "").all()
+
+
+def test_every_threshold_keyword_of_every_claim_has_a_value_and_a_reason():
+    import inspect
+    for check in claims.CLAIMS.values():
+        for name, param in inspect.signature(check).parameters.items():
+            if name != "records":
+                value, reason = claims.THRESHOLDS[name]
+                assert value == param.default and len(reason) > 20, name
+
+
+def test_flip_points_find_where_a_verdict_changes():
+    recs = {"madry-linf": make_record("madry-linf", acc(30, 85, 5, 80), n=200),
+            "trades-linf": make_record("trades-linf", acc(30, 90, 5, 85), n=200)}
+    frame = claims.flip_points(recs).set_index(["claim", "threshold"])
+    holds = frame.loc[(2, "holds")]  # PGD-ℓ2 at 30 %: "already broken" until holds drops to 30
+    assert holds["verdict"] == "not supported" and holds["flips below"] == 30.0 and holds["to"] == "supported"
+    robust = frame.loc[(1, "robust")]  # own-norm PGD-ℓ∞ 85 / 90 %: all robust up to 85
+    assert robust["verdict"] == "supported" and robust["flips above"] == 86.0

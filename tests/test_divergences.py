@@ -63,3 +63,21 @@ def test_by_cause_lists_each_cause_once_with_its_cells(frame):
     assert len(bullets) == frame["cause"].nunique()
     assert sum(int(b.split("(")[1].split(" cells")[0]) for b in bullets) == len(frame)
     assert any(b.startswith("- **above the data's bound**") and "explained)" in b for b in bullets)
+
+
+def test_subset_effect_compares_the_first_n_images_with_all():
+    from conftest import make_record
+    rec = make_record("madry-linf", acc(50, 90, 10, 80), n=100)  # nested: the first images are the correct ones
+    frame = divergences.subset_effect({"madry-linf": rec, "small": make_record("trades-l2", acc(1, 1, 1, 1), n=20)},
+                                      n=20)
+    assert set(frame["cell"]) == {"madry-linf"}  # a record without more images than n is left out
+    row = frame.set_index("row").loc["SO-l2"]
+    assert (row["all"], row["first 20"], row["Δ"]) == pytest.approx((10.0, 50.0, 40.0))
+
+
+def test_protocol_rows_read_the_committed_retrain_check():
+    frame = divergences.protocol_rows()
+    assert {"cell", "differing", "PGD-l2", "PGD-l2 x0", "PGD-l2 x0 end-clamp", "paper"} <= set(frame.columns)
+    done = frame.dropna(subset=["PGD-l2 x0"])
+    assert len(done) >= 1 and (done["differing"] == 0).all()  # rows are only added to the record's own model
+    assert done["paper"].between(0, 100).all()

@@ -100,6 +100,18 @@ def test_strengthened_record_takes_pgd_and_autoattack_per_example():
     assert rec["profile"] == "medium" and rec["masks"]["PGD-l2"] == pack_mask(bits(BASE["PGD-l2"]))  # untouched
 
 
+def test_strengthened_also_takes_pgd_and_autoattack_at_the_other_l2_radius():
+    rec = {**hand_record(BASE, EXT), "cell": "trades-linf", "profile": "large", "norm_agnostic": 0.5,
+           "accuracy": {k: bits(v).float().mean().item() for k, v in BASE.items()}}
+    rec["extended"]["accuracy"] = {k: bits(v).float().mean().item() for k, v in EXT.items()}
+    strong = extended.strengthened(rec)
+    both = _and("PGD-l2@2", "AA-l2@2", masks=EXT)
+    assert torch.equal(unpack_mask(strong["extended"]["masks"]["PGD-l2@2"], 11), both)
+    assert strong["extended"]["accuracy"]["PGD-l2@2"] == pytest.approx(9 / 11)
+    assert strong["extended"]["masks"]["SO-l2@2"] == rec["extended"]["masks"]["SO-l2@2"]
+    assert rec["extended"]["masks"]["PGD-l2@2"] == pack_mask(bits(EXT["PGD-l2@2"]))  # untouched
+
+
 def test_strengthened_needs_the_block():
     with pytest.raises(ValueError, match="no extended block"):
         extended.strengthened({**hand_record(BASE, None), "cell": "madry-linf", "profile": "medium"})

@@ -46,3 +46,15 @@ def test_a_setups_generator_is_fresh_and_seeded_on_its_device():
     assert a is not b and a.device == torch.device("cpu")
     assert torch.equal(torch.rand(4, generator=a), torch.rand(4, generator=b))
     assert not torch.equal(torch.rand(4, generator=chapter.generator(0)), torch.rand(4, generator=chapter.generator(5)))
+
+
+def test_running_time_says_what_was_measured_and_where(tmp_path, monkeypatch):
+    from conftest import acc, make_record
+    monkeypatch.setenv("ADVLIB_RESULTS", str(tmp_path))
+    assert "not measured yet" in notebook.running_time("99_x").data
+    notebook.record_chapter_time("99_x", 12.3, torch.device("cpu"))
+    text = notebook.running_time("99_x").data
+    assert "12 s on cpu" in text and "not yet timed on a GPU" in text
+    rec = {**make_record("madry-linf", acc(1, 1, 1, 1)), "device": "NVIDIA H100 80GB HBM3",
+           "wall_time": {"static_models": 0.0, "train": 150.0, "evaluate": {"PGD-l2": 30.0}}}
+    assert "1 on NVIDIA H100 80GB HBM3, 3 min per cell" in notebook.running_time("99_x", {"c": rec}).data

@@ -328,3 +328,16 @@ def test_load_records_passes_over_sealed_documents_silently(tmp_path, recwarn):
     write_record(tmp_path / "madry-linf.json", sample())
     records.write_document(tmp_path / "retrain-check.json", {"cells": {}}, "retrain-check")
     assert list(load_records(tmp_path)) == ["madry-linf"] and not recwarn.list
+
+
+def test_first_images_restricts_masks_accuracies_and_the_worst_case():
+    from conftest import acc, make_record
+    rec = make_record("madry-linf", acc(50, 90, 10, 80), n=100)  # nested masks: row r correct on its first k images
+    first = records.first_images(rec, 20)
+    assert first["n_test"] == 20 and first["profile"].endswith("first 20")
+    assert first["accuracy"]["PGD-l2"] == 1.0 and first["accuracy"]["SO-l2"] == 0.5  # 10 of the first 20
+    assert first["norm_agnostic"] == 0.5
+    assert unpack_mask(first["masks"]["SO-l2"], 20).sum() == 10
+    assert rec["n_test"] == 100  # untouched
+    with pytest.raises(ValueError, match="cannot take the first 200"):
+        records.first_images(rec, 200)
