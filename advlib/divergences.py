@@ -118,13 +118,14 @@ CAUSES = (
 #: What is known about the cells no cause explains yet, by group (the first group a cell matches).
 OPEN = (
     (lambda row: row["attack"] == "Natural",
-     "unexplained: ℓ2 training at ε = 4.0 costs our models clean accuracy; hypothesis (not yet measured): the "
-     "paper trained its ℓ2 models with steps far shorter than ε"),
+     "unexplained, ℓ2 clean accuracy: ℓ2 training at ε = 4.0 costs our models clean accuracy; hypothesis: the "
+     "paper trained its ℓ2 models with steps far shorter than ε (ablation medium-l2-short)"),
     (lambda row: split_cell(row["cell"])[1] == "mix",
-     "unexplained: a Mix cell (the paper's trades-mix behaves like an ℓ2-trained model in ℓ∞, ours like an "
-     "ℓ∞-trained one); no hypothesis measured yet (TRADES' inner norm under Mix, the alternation schedule)"),
+     "unexplained, Mix: the paper's trades-mix behaves like an ℓ2-trained model in ℓ∞, ours like an ℓ∞-trained "
+     "one; hypothesis: the alternation schedule (ablation medium-mix-epochs)"),
     (lambda row: split_cell(row["cell"])[0] == "atda",
-     "unexplained: REPRO CHOICE, our ATDA trains on PGD where the original uses FGSM (ablation not yet run)"),
+     "unexplained, ATDA: REPRO CHOICE, our ATDA trains on PGD where the original uses FGSM (ablation "
+     "medium-atda-fgsm)"),
     (lambda row: True, "unexplained"),
 )
 
