@@ -124,7 +124,7 @@ QUICK = Profile(
 
 MEDIUM = Profile(
     name="medium",
-    description="CPU, about an hour: 10k training images, 5 epochs of PGD-5 training, 1k test images, "
+    description="CPU, minutes a cell: 10k training images, 5 epochs of PGD-5 training, 1k test images, "
                 "PGD-40 with the paper's step sizes and S-O (20 steps × 5 draws).",
     n_train=10_000, n_test=1_000, seed=0,
     train_attack=_training(5),
@@ -137,8 +137,9 @@ MEDIUM = Profile(
 TOUR = replace(
     MEDIUM,
     name="tour",
-    description="The newcomer's first run (python -m advlib tour), CPU, about 13 minutes for its two cells on 2 "
-                "cores: the medium profile's training (10k images, 5 epochs of PGD-5) evaluated on 500 test images.",
+    description="The newcomer's first run (python -m advlib tour), its two cells in "
+                "about 12 minutes on 2 CPU cores: the medium profile's training (10k images, 5 epochs of PGD-5) "
+                "evaluated on 500 test images.",
     n_test=500,
 )
 
@@ -157,7 +158,7 @@ FULL = Profile(
 
 LARGE = Profile(
     name="large",
-    description="2-core CPU, about an hour a cell on idle cores (the records' wall_time): all 60k training images, 5 "
+    description="2-core CPU, 1-3 hours a cell on a shared machine (the records' wall_time): all 60k training images, 5 "
                 "epochs of PGD-10 training at batch 128, 1k test images, PGD-40 and S-O with the authors' settings "
                 "(40 steps × 20 draws).",
     n_train=None, n_test=1_000, seed=0,
@@ -167,7 +168,7 @@ LARGE = Profile(
     evaluation=_evaluation(pgd_steps=STEPS, so_steps=STEPS, samples=SAMPLES),
     notes=_SHORT + ("REPRO CHOICE: 5 epochs (ensemble 6) of PGD-10 training (step 2.5·ε/10) at batch 128 on all 60k "
                     "images (batch 128 was the fastest per example of 50/128/256 on 2 cores); fp32 training. The "
-                    "records' wall_time gives the cost: about an hour a cell on two idle cores.",),
+                    "records' wall_time gives the cost: 1-3 hours a cell on a shared 2-core CPU.",),
 )
 
 PAPER = replace(

@@ -20,7 +20,7 @@ CURVE_RADII = {"l2": (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0), "linf": (0.05, 0.
 #: image, and ℓ2 10 exceeds the distance between most pairs of MNIST digits (Carlini et al. 2019, §5.2).
 LARGE_RADII = {"l2": 10.0, "linf": 0.5}
 #: More effort that should not change a converged attack's result: this many times the steps, and this many
-#: random restarts (Carlini et al. 2019, §5.2-5.3).
+#: random restarts (Carlini et al. 2019, §4.8-4.9).
 STEPS_FACTOR = 4
 RESTARTS = 5
 #: S-O's Gaussian noise scale, from the authors' attack code: 0.15 (ℓ2), 0.1 (ℓ∞) (§6.1).

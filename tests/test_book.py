@@ -40,7 +40,16 @@ def config() -> dict:
 
 def toc_files() -> list[str]:
     toc = yaml.safe_load((REPO / "_toc.yml").read_text())
-    return [toc["root"]] + [entry["file"] for entry in toc.get("chapters", [])]
+    chapters = [entry for part in toc.get("parts", []) for entry in part["chapters"]] + toc.get("chapters", [])
+    return [toc["root"]] + [entry["file"] for entry in chapters]
+
+
+def test_the_toc_groups_the_chapters_in_three_numbered_parts():
+    toc = yaml.safe_load((REPO / "_toc.yml").read_text())
+    parts = toc["parts"]
+    assert [p["caption"] for p in parts] == ["Background", "The reproduction", "Beyond the paper"]
+    assert all(p.get("numbered") is True for p in parts), "chapters and figures are numbered (Figure 6.2)"
+    assert "provenance" in parts[1]["chapters"][-1]["file"], "the reproduction ends with its appendix"
 
 
 def code_cells(path: Path) -> list:
