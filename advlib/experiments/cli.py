@@ -102,6 +102,18 @@ def _variants(args: argparse.Namespace) -> None:
     variant_runs.run(args.names, args.results, log=partial(print, flush=True))
 
 
+def _keep(args: argparse.Namespace) -> None:
+    from advlib import kept
+    for path in args.records:
+        doc = kept.keep(path, args.results)
+        print(f"kept {doc['file']} ({doc['bytes'] / 2 ** 20:.1f} MB); images whose outcome differs from the record "
+              f"on the stored fp16 weights: {doc['differing']}", flush=True)
+    total = kept.total_bytes(args.results)
+    print(f"kept models: {total / 2 ** 20:.1f} MB of the {kept.BUDGET_BYTES / 2 ** 20:.0f} MB budget", flush=True)
+    if total > kept.BUDGET_BYTES:
+        raise SystemExit("over the budget: remove a kept model (results/models/)")
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Add ``released-ablations``, ``large-linf-ablations``, ``protocol-rows`` and ``variants`` to the subcommands
     ``sub``."""
@@ -151,3 +163,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     var.add_argument("--results", type=Path, default=None, help="results root (default results/)")
     var.add_argument("--threads", type=positive_int, default=2, help="torch intra-op threads (default 2)")
     var.set_defaults(run=_variants)
+    keep = sub.add_parser("keep", help="store recorded models as fp16 in results/models/, re-evaluated on the stored "
+                                       "weights (advlib.kept)")
+    keep.add_argument("records", nargs="+", type=Path, help="record files whose checkpoints exist, e.g. "
+                                                            "results/medium/madry-l2.json")
+    keep.add_argument("--results", type=Path, default=None, help="results root (default results/)")
+    keep.set_defaults(run=_keep)

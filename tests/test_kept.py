@@ -1,0 +1,68 @@
+"""``advlib.kept``: a recorded model stored as fp16, re-evaluated on the stored weights and loaded by name."""
+from __future__ import annotations
+
+import warnings
+from dataclasses import replace
+
+import pytest
+import torch
+
+from advlib import kept, protocols, records, reproduce
+from advlib.protocols import QUICK, TrainSpec
+from advlib.specs import AttackSpec
+from conftest import full_mnist_root
+
+TINY = replace(
+    QUICK, name="tiny-kept", description="test-only", n_train=60, n_test=16, seed=2,
+    train_attack={"l2": AttackSpec.pgd("l2", steps=1), "linf": AttackSpec.pgd("linf", steps=1)},
+    defenses={**QUICK.defenses, "madry": TrainSpec(epochs=1, batch_size=20)},
+    evaluation={"PGD-l2": AttackSpec.pgd("l2", steps=2), "PGD-linf": AttackSpec.pgd("linf", steps=2),
+                "SO-l2": AttackSpec.so("l2", steps=2, samples=2), "SO-linf": AttackSpec.so("linf", steps=2, samples=2)},
+)
+
+
+@pytest.fixture
+def recorded(monkeypatch, tmp_path):
+    root = full_mnist_root()
+    if root is not None:
+        monkeypatch.setenv("ADVLIB_DATA", str(root))
+    monkeypatch.setattr("advlib.data._download", lambda folder: False)
+    monkeypatch.setitem(protocols.PROFILES, TINY.name, TINY)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tensors = reproduce.load_data(TINY, torch.device("cpu"))
+        reproduce.run_cell(TINY, "madry-linf", tmp_path / "tiny", tensors, revision="test")
+        reproduce.add_rows(TINY, "madry-linf", tmp_path / "tiny", tensors,
+                           {"PGD-l2 x0": AttackSpec.pgd("l2", steps=2, random_start=False)})
+    return tmp_path
+
+
+def test_a_kept_model_is_fp16_reevaluated_row_by_row_and_loads_by_name(recorded):
+    doc = kept.keep(recorded / "tiny" / "madry-linf.json", recorded)
+    assert doc["kind"] == kept.KIND and doc["dtype"] == "float16" and doc["n"] == 16
+    assert set(doc["differing"]) == {"Natural", "PGD-l2", "PGD-linf", "SO-l2", "SO-linf", "PGD-l2 x0"}
+    assert all(0 <= v <= 16 for v in doc["differing"].values())
+    model = kept.load(TINY.name, "madry-linf", recorded)
+    stored = torch.load(kept.folder(recorded) / "tiny-kept-madry-linf.pt", weights_only=True)
+    assert all(t.dtype == torch.float16 for t in stored.values())
+    assert all(torch.equal(p, stored[k].float()) for k, p in model.state_dict().items())
+    assert kept.total_bytes(recorded) == doc["bytes"] < kept.BUDGET_BYTES
+    rec = records.assemble(recorded / "tiny" / "madry-linf.json")
+    assert doc["model_key"] == records.model_key(rec)
+
+
+def test_an_altered_or_missing_kept_model_is_refused(recorded):
+    kept.keep(recorded / "tiny" / "madry-linf.json", recorded)
+    path = kept.folder(recorded) / "tiny-kept-madry-linf.pt"
+    path.write_bytes(path.read_bytes() + b"x")
+    with pytest.raises(ValueError, match="sha256"):
+        kept.load(TINY.name, "madry-linf", recorded)
+    with pytest.raises(ValueError, match="no kept model 'tiny-kept-madry-l2'; kept: tiny-kept-madry-linf"):
+        kept.load(TINY.name, "madry-l2", recorded)
+
+
+def test_keeping_needs_the_checkpoint(recorded):
+    for f in (recorded / "tiny" / "checkpoints").glob("*.pt"):
+        f.unlink()
+    with pytest.raises(ValueError, match="no checkpoint"):
+        kept.keep(recorded / "tiny" / "madry-linf.json", recorded)
