@@ -346,3 +346,16 @@ def test_built_page_has_no_unrendered_math(ipynb):
     assert page.exists(), f"{page.relative_to(REPO)} is missing: rebuild the book"
     problems = unrendered_math(page.read_text(encoding="utf-8"))
     assert not problems, f"{page.name}: math MathJax will not render: {problems[:5]}"
+
+
+# --- running-time notes: measured, and kept out of nbval's comparison ----------------------------------------------
+
+
+@pytest.mark.parametrize("md", CHAPTERS, ids=ids(CHAPTERS))
+def test_every_chapter_states_its_measured_running_time_and_nbval_ignores_it(md):
+    text = md.read_text()
+    cells = re.findall(r"```\{code-cell\} ipython3\n(.*?)```", text, re.S)
+    timed = [c for c in cells if "running_time(" in c]
+    assert timed, f"{md.name}: no notebook.running_time(...) cell (the running time comes from measurements)"
+    assert all("NBVAL_IGNORE_OUTPUT" in c for c in timed), f"{md.name}: the running time changes with every run"
+    assert "not measured" not in re.sub(r"```.*?```", "", text, flags=re.S), f"{md.name}: hand-written timing"

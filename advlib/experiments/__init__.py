@@ -5,8 +5,8 @@
 * ``session``: the models, images and open document of one run, and the stored, resumable attack runs;
 * ``measures``: per-example comparisons of two runs and quantiles of a measured quantity;
 * ``released_settings``, ``released_items``, ``released_ablations``: ablations of the TRADES authors' released
-  MNIST SmallCNN (chapter 9, ``results/released/ablations-*.json``);
-* ``large_linf``: ablations of the large profile's ℓ∞-trained models (chapter 7,
+  MNIST SmallCNN (chapter 12, ``results/released/ablations-*.json``);
+* ``large_linf``: ablations of the large profile's ℓ∞-trained models (chapter 10,
   ``results/beyond/large-linf-ablations.json``);
 * ``protocol_rows``: Table 1 models trained again on a CPU, compared image by image with their records, and the
   paper's PGD protocol (start at x; the authors' end-only clamp) added as rows (``results/<profile>/retrain-check.json``);

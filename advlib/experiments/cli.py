@@ -118,7 +118,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     """Add ``released-ablations``, ``large-linf-ablations``, ``protocol-rows`` and ``variants`` to the subcommands
     ``sub``."""
     rel = sub.add_parser("released-ablations", help="ablations of the TRADES authors' released MNIST model "
-                                                    "(chapter 9; resumable)")
+                                                    "(chapter 12; resumable)")
     rel.add_argument("--n", type=positive_int, default=1000,
                      help="N, the most test images any item uses (default 1000)")
     rel.add_argument("--out", type=Path, default=None,
@@ -135,7 +135,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                           "0.95 ms per image-gradient with 1 thread against 1.8 ms with 2)")
     rel.add_argument("--tiny", action="store_true", help="test only: tiny settings, meaningless numbers")
     rel.set_defaults(run=_released)
-    big = sub.add_parser("large-linf-ablations", help="chapter 7's ablations of the large profile's ℓ∞-trained "
+    big = sub.add_parser("large-linf-ablations", help="chapter 10's ablations of the large profile's ℓ∞-trained "
                                                       "models (needs their checkpoints; resumable)")
     big.add_argument("--n", type=positive_int, default=1000, help="test images (default 1000)")
     big.add_argument("--out", type=Path, default=None,

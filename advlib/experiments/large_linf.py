@@ -1,4 +1,4 @@
-"""Chapter 7's measurements on the large profile's ℓ∞-trained models: is S-O better than more PGD?
+"""Chapter 10's measurements on the large profile's ℓ∞-trained models: is S-O better than more PGD?
 
     python -m advlib large-linf-ablations [--n 1000] [--out results/beyond/large-linf-ablations.json]
                                           [--items a,b,c] [--models-from results/large]
