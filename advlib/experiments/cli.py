@@ -94,12 +94,18 @@ def variant_list(text: str) -> list[str]:
     return names
 
 
+def protocols_cells(text: str) -> list[str]:
+    from advlib import protocols
+    return protocols.parse_cells(text)
+
+
 def _variants(args: argparse.Namespace) -> None:
     import torch
 
     from advlib.experiments import variant_runs
     torch.set_num_threads(args.threads)
-    variant_runs.run(args.names, args.results, log=partial(print, flush=True))
+    cells = None if args.cells is None else protocols_cells(args.cells)
+    variant_runs.run(args.names, args.results, cells=cells, log=partial(print, flush=True))
 
 
 def _keep(args: argparse.Namespace) -> None:
@@ -160,6 +166,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                                           "the divergences' causes, seed spread) into results/variants/ (resumable)")
     var.add_argument("--names", type=variant_list, default=None,
                      help="comma-separated variants (default all, in order)")
+    var.add_argument("--cells", type=cell_list, default=None,
+                     help="comma-separated cells: only these of each variant's cells (default all)")
     var.add_argument("--results", type=Path, default=None, help="results root (default results/)")
     var.add_argument("--threads", type=positive_int, default=2, help="torch intra-op threads (default 2)")
     var.set_defaults(run=_variants)

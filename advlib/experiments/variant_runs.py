@@ -21,15 +21,17 @@ def missing_rows(path: Path, rows: dict) -> dict:
     return {name: spec for name, spec in rows.items() if name not in have}
 
 
-def add_variant_rows(variant: variants.Variant, out: Path, base_out: Path, log: Callable[[str], None]) -> None:
-    """``variant.rows`` beside its records in ``out`` and the base records in ``base_out``."""
+def add_variant_rows(variant: variants.Variant, out: Path, base_out: Path, log: Callable[[str], None],
+                     cells: tuple[str, ...] | None = None) -> None:
+    """``variant.rows`` beside its records in ``out`` and the base records in ``base_out`` (of ``cells``, default
+    the variant's)."""
     if not variant.rows:
         return
     dev = runtime.default_device()
     for profile, folder in ((variant.profile, out), (variants.base_profile(variant), base_out)):
         sources = reproduce.data_identity(profile)
         tensors = None
-        for cell in variant.cells:
+        for cell in cells or variant.cells:
             path = folder / f"{cell}.json"
             todo = missing_rows(path, variant.rows) if path.exists() else {}
             if not todo:
@@ -40,14 +42,17 @@ def add_variant_rows(variant: variants.Variant, out: Path, base_out: Path, log: 
                                                          for name in todo))
 
 
-def run(names: list[str] | None = None, root: str | Path | None = None, *,
+def run(names: list[str] | None = None, root: str | Path | None = None, *, cells: list[str] | None = None,
         log: Callable[[str], None] = print) -> None:
     """Run the variants ``names`` (default all, in ``variants.VARIANTS`` order) under ``root`` (default the results
-    root)."""
+    root); ``cells``: only these of each variant's cells (default all of them)."""
     chosen = [variants.get(n) for n in (names or variants.VARIANTS)]
     root = Path(root) if root is not None else results_root()
     for variant in chosen:
         out = variants.folder(variant.name, root)
-        log(f"variant {variant.name}: {variant.change}; cells {', '.join(variant.cells)} -> {out}")
-        reproduce.reproduce(variant.name, list(variant.cells), out=out, quiet=True)
-        add_variant_rows(variant, out, root / variant.base, log)
+        chosen_cells = tuple(c for c in variant.cells if cells is None or c in cells)
+        if not chosen_cells:
+            continue
+        log(f"variant {variant.name}: {variant.change}; cells {', '.join(chosen_cells)} -> {out}")
+        reproduce.reproduce(variant.name, list(chosen_cells), out=out, quiet=True)
+        add_variant_rows(variant, out, root / variant.base, log, chosen_cells)
