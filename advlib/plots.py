@@ -12,6 +12,53 @@ from torch import Tensor
 from advlib import table
 from advlib.protocols import NORM_LABELS, split_cell
 
+#: At most this many series (labelled lines, point groups, bar groups) share one axes; more are faceted.
+MAX_SERIES = 8
+
+#: Width (inches) of a figure that fills the book's text column (784 px at the inline backend's 100 dpi) with
+#: its legend; figures are drawn at most about this wide so that their fonts keep their size on the page.
+COLUMN_WIDTH = 7.8
+
+
+def chunks(levels: Sequence, size: int = MAX_SERIES) -> list[list]:
+    """``levels`` in consecutive groups of at most ``size`` (one axes each), as even as possible."""
+    levels = list(levels)
+    if not levels:
+        return [[]]
+    parts = -(-len(levels) // size)
+    per = -(-len(levels) // parts)
+    return [levels[k:k + per] for k in range(0, len(levels), per)]
+
+
+def legend_outside(ax, *, handles=None, labels=None, title: str | None = None, fontsize: float = 9, **kwargs):
+    """The axes' legend to the right of its data area (the book saves figures with a tight bounding box and
+    ``tight_layout`` makes room for it), without a frame; ``None`` when there is nothing to show."""
+    if handles is None:
+        handles, labels = ax.get_legend_handles_labels()
+        if ax.get_legend() is not None and title is None:
+            title = ax.get_legend().get_title().get_text() or None
+    if ax.get_legend() is not None:
+        ax.get_legend().remove()
+    if not handles:
+        return None
+    options = {"loc": "upper left", "bbox_to_anchor": (1.02, 1.0), "borderaxespad": 0.0, "frameon": False,
+               "fontsize": fontsize, "title_fontsize": fontsize, "title": title, **kwargs}
+    return ax.legend(handles, labels, **options)
+
+
+def label_points(ax, xs: Sequence[float], ys: Sequence[float], names: Sequence[str], fontsize: float = 8) -> list:
+    """Name the points (``xs[i]``, ``ys[i]``) so that no two names overlap each other or a point: adjustText
+    moves them apart and draws a thin leader line where a name had to move. Call after the layout is final."""
+    from adjustText import adjust_text
+    texts = [ax.text(x, y, name, fontsize=fontsize) for x, y, name in zip(xs, ys, names)]
+    if texts:
+        points = np.concatenate([np.asarray(c.get_offsets(), dtype=float) for c in ax.collections
+                                 if len(c.get_offsets())] or [np.empty((0, 2))])
+        points = points[np.isfinite(points).all(axis=1)]
+        adjust_text(texts, x=points[:, 0], y=points[:, 1], ax=ax, expand=(1.15, 1.4),
+                    arrowprops={"arrowstyle": "-", "color": "0.4", "lw": 0.6})
+    return texts
+
 
 def _img(ax, image: Tensor, title: str = "", cmap: str = "gray", vlim: float | None = None) -> None:
     arr = image.detach().float().cpu().reshape(28, 28).numpy()
@@ -51,39 +98,47 @@ def adversarial_examples(x: Tensor, x_adv: Tensor, labels: Sequence[int], predic
 
 def histograms(values: Mapping[str, Tensor], xlabel: str, log: bool = True) -> plt.Figure:
     """Overlaid distributions of a per-example quantity (e.g. ‖∇ₓL‖₂ at natural points) per model."""
-    frame = pd.concat([pd.DataFrame({"value": v.detach().cpu().numpy(), "model": k}) for k, v in values.items()])
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    sns.histplot(frame, x="value", hue="model", log_scale=log, element="step", stat="density", common_norm=False, ax=ax)
-    ax.set_xlabel(xlabel)
+    groups = chunks(values)
+    fig, axes = plt.subplots(len(groups), 1, figsize=(6.4, 3.2 * len(groups)), squeeze=False, sharex=True)
+    for ax, names in zip(axes[:, 0], groups):
+        frame = pd.concat([pd.DataFrame({"value": values[k].detach().cpu().numpy(), "model": k}) for k in names])
+        sns.histplot(frame, x="value", hue="model", log_scale=log, element="step", stat="density", common_norm=False,
+                     ax=ax)
+        ax.set_xlabel(xlabel)
+        legend_outside(ax)
     fig.tight_layout()
     return fig
 
 
 def traces(curves: Mapping[str, Sequence[float]], ylabel: str = "mean ‖∇ₓL‖₂ over the batch", log: bool = True) -> plt.Figure:
     """Per-iteration curves of attacks (the paper's Figure 1): one line per label."""
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    for name, ys in curves.items():
-        ax.plot(np.arange(len(ys)), ys, label=name)
-    ax.set_xlabel("attack iteration t")
-    ax.set_ylabel(ylabel)
-    if log:
-        ax.set_yscale("log")
-    ax.legend(fontsize=8)
+    groups = chunks(curves)
+    fig, axes = plt.subplots(len(groups), 1, figsize=(6.4, 3.2 * len(groups)), squeeze=False)
+    for ax, names in zip(axes[:, 0], groups):
+        for name in names:
+            ax.plot(np.arange(len(curves[name])), curves[name], label=name)
+        ax.set_xlabel("attack iteration t")
+        ax.set_ylabel(ylabel)
+        if log:
+            ax.set_yscale("log")
+        legend_outside(ax)
     fig.tight_layout()
     return fig
 
 
 def slices(radii: Tensor, curves: Mapping[str, Tensor], xlabel: str = "distance r along the direction (ℓ2)") -> plt.Figure:
     """1-D loss slices: mean loss (± inter-quartile band over examples) against the radius, per direction."""
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    groups = chunks(curves)
+    fig, axes = plt.subplots(len(groups), 1, figsize=(6.4, 3.2 * len(groups)), squeeze=False)
     r = radii.cpu().numpy()
-    for name, losses in curves.items():
-        arr = losses.detach().cpu().numpy()
-        ax.plot(r, arr.mean(1), label=name)
-        ax.fill_between(r, *np.percentile(arr, [25, 75], axis=1), alpha=0.2)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("cross-entropy loss")
-    ax.legend(fontsize=8)
+    for ax, names in zip(axes[:, 0], groups):
+        for k, name in enumerate(names):
+            arr = curves[name].detach().cpu().numpy()
+            ax.plot(r, arr.mean(1), label=name, color=f"C{k}")
+            ax.fill_between(r, *np.percentile(arr, [25, 75], axis=1), alpha=0.2, color=f"C{k}")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("cross-entropy loss")
+        legend_outside(ax)
     fig.tight_layout()
     return fig
 
@@ -103,12 +158,17 @@ def surfaces(radii: Tensor, grids: Mapping[str, Tensor], xlabel: str, ylabel: st
 
 
 def lines(frame: pd.DataFrame, x: str, y: str, hue: str, logx: bool = False, title: str = "") -> plt.Figure:
-    """A line plot of a tidy frame (ablations, convergence, training curves)."""
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    sns.lineplot(frame, x=x, y=y, hue=hue, marker="o", ax=ax)
-    if logx:
-        ax.set_xscale("log")
-    ax.set_title(title, fontsize=10)
+    """A line plot of a tidy frame (ablations, convergence, training curves): one line per ``hue`` level, at most
+    ``MAX_SERIES`` per axes (more levels are split over axes stacked vertically), the legend beside the data."""
+    groups = chunks(pd.unique(frame[hue]))
+    fig, axes = plt.subplots(len(groups), 1, figsize=(6.4, 3.2 * len(groups)), squeeze=False, sharex=True)
+    for k, (ax, levels) in enumerate(zip(axes[:, 0], groups)):
+        sns.lineplot(frame[frame[hue].isin(levels)], x=x, y=y, hue=hue, hue_order=levels, marker="o", ax=ax)
+        if logx:
+            ax.set_xscale("log")
+        if k == 0:
+            ax.set_title(title, fontsize=10)
+        legend_outside(ax, title=hue)
     fig.tight_layout()
     return fig
 
@@ -117,8 +177,10 @@ def training_curves(records: Mapping[str, dict], metric: str = "loss") -> plt.Fi
     """Per-epoch training ``metric`` of each cell, one panel per defense."""
     rows = [{"epoch": r["epoch"], metric: r.get(metric, np.nan), "defense": split_cell(c)[0], "norm": split_cell(c)[1]}
             for c, rec in records.items() for r in rec["training"]]
-    grid = sns.relplot(pd.DataFrame(rows), x="epoch", y=metric, hue="norm", col="defense", kind="line",
-                       marker="o", height=2.6, aspect=1.0)
+    frame = pd.DataFrame(rows, columns=["epoch", metric, "defense", "norm"])
+    wrap = min(3, max(1, frame["defense"].nunique()))
+    grid = sns.relplot(frame, x="epoch", y=metric, hue="norm", col="defense", col_wrap=wrap, kind="line",
+                       marker="o", height=2.3, aspect=1.0)
     return grid.figure
 
 
@@ -166,8 +228,9 @@ def directions(x: Tensor, vectors: Mapping[str, Tensor], titles: Mapping[str, Se
 def training_schedule(eps: pd.DataFrame, norms: Sequence[str]) -> plt.Figure:
     """Left: the ε warm-up factor against training progress, one line per ``eps["profile"]`` (columns
     progress, eps_scale, profile). Right: the training norm of each optimiser step of a "mix" model."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.2), gridspec_kw={"width_ratios": [3, 2]})
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2), gridspec_kw={"width_ratios": [3, 2]})
     sns.lineplot(eps, x="progress", y="eps_scale", hue="profile", ax=left)
+    legend_outside(left, title="profile")
     left.set_xlabel("fraction of all optimiser steps")
     left.set_ylabel("ε used / ε of the threat model")
     left.set_title("ε warm-up", fontsize=10)
@@ -182,75 +245,117 @@ def training_schedule(eps: pd.DataFrame, norms: Sequence[str]) -> plt.Figure:
 
 def attack_scatter(frame: pd.DataFrame) -> plt.Figure:
     """PGD vs S-O accuracy (%) per cell and attack norm (a ``comparisons.so_vs_pgd`` frame); below the diagonal,
-    S-O is the stronger attack. Cross-norm cells (model trained in the other single norm) are filled and named."""
-    fig, ax = plt.subplots(figsize=(5.2, 5))
+    S-O is the stronger attack. Cross-norm cells (model trained in the other single norm) are filled and named,
+    the names moved apart where points crowd (``label_points``); the legend sits below the axes."""
+    fig, ax = plt.subplots(figsize=(5.6, 5.8))
     ax.plot([0, 100], [0, 100], color="gray", lw=1, ls="--")
+    named = []
     for norm, marker in (("l2", "o"), ("linf", "s")):
         part = frame[frame["attack_norm"] == norm]
         for cross, face in ((True, None), (False, "none")):
             sub = part[part["cross_norm"] == cross]
             if len(sub):
-                ax.scatter(sub["pgd"], sub["so"], marker=marker, facecolors=face,
+                ax.scatter(sub["pgd"], sub["so"], marker=marker, facecolors=face, s=42,
                            edgecolors=f"C{0 if norm == 'l2' else 1}", color=f"C{0 if norm == 'l2' else 1}",
                            label=f"{NORM_LABELS[norm]} attacks, {'cross-norm' if cross else 'other'} cells")
-        for r in part[part["cross_norm"]].itertuples():
-            ax.annotate(r.cell, (r.pgd, r.so), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        named += [(r.pgd, r.so, f"{r.cell} ({NORM_LABELS[norm]})") for r in part[part["cross_norm"]].itertuples()]
     ax.set_xlim(-3, 103)
     ax.set_ylim(-3, 103)
     ax.set_xlabel("PGD accuracy (%)")
     ax.set_ylabel("S-O accuracy (%)")
     if len(frame):
-        ax.legend(fontsize=7, loc="upper left")
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False, fontsize=9,
+                  columnspacing=1.0, handletextpad=0.3)
     fig.tight_layout()
+    if named:
+        label_points(ax, *zip(*named))
     return fig
 
 
 def norm_agnostic_bars(frame: pd.DataFrame) -> plt.Figure:
     """Norm-agnostic accuracy (%) per cell, one bar per ``frame["source"]`` (columns cell, source, accuracy)."""
-    fig, ax = plt.subplots(figsize=(10, 3.4))
+    fig, ax = plt.subplots(figsize=(8.6, 3.4))
     sns.barplot(frame, x="cell", y="accuracy", hue="source", ax=ax)
     ax.set_ylim(0, 100)
     ax.set_ylabel("norm-agnostic accuracy (%)")
     ax.set_xlabel("")
     ax.tick_params(axis="x", rotation=45, labelsize=8)
     if len(frame):
-        ax.legend(fontsize=8)
+        legend_outside(ax, title="source")
     fig.tight_layout()
     return fig
 
 
-def robustness_curves(records: Mapping[str, dict]) -> plt.Figure:
-    """Accuracy (%) against ε from each record's extended block: one panel per norm, one line per cell and attack
-    (PGD and S-O told apart by line style and marker); records without the block are left out."""
+ATTACK_STYLES = {"PGD": {"ls": "-", "marker": "o"}, "S-O": {"ls": "--", "marker": "^"}}
+
+
+def _facet_rows(cells: Sequence[str], per_row: int) -> list[list[str]]:
+    """The cells, grouped by defense and packed into rows of at most ``per_row`` (whole defenses where they fit)."""
+    by_defense: dict[str, list[str]] = {}
+    for cell in cells:  # "madry-l2 (large)" → madry
+        by_defense.setdefault(str(cell).split(" ")[0].split("-")[0], []).append(cell)
+    rows: list[list[str]] = []
+    for group in by_defense.values():
+        for part in chunks(group, per_row):
+            if rows and len(rows[-1]) + len(part) <= per_row:
+                rows[-1] += part
+            else:
+                rows.append(list(part))
+    return rows
+
+
+def robustness_curves(records: Mapping[str, dict], per_row: int = MAX_SERIES // 2) -> plt.Figure:
+    """Accuracy (%) against ε from each record's extended block, one panel per norm (columns) and one row of panels
+    per group of at most ``per_row`` cells (the cells grouped by defense), so that no panel holds more than
+    ``2 × per_row`` lines: one per cell (colour) and attack (PGD solid with circles, S-O dashed with crosses).
+    Records without the block are left out; each row has its legend to the right."""
     rows = [{"cell": cell, "attack": name.split("-")[0].replace("SO", "S-O"), "norm": name.split("-")[1], "eps": eps,
              "accuracy (%)": 100 * acc}
             for cell, rec in records.items() for name, curve in rec.get("extended", {}).get("curves", {}).items()
             for eps, acc in zip(curve["eps"], curve["accuracy"])]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     frame = pd.DataFrame(rows, columns=["cell", "attack", "norm", "eps", "accuracy (%)"])
-    for ax, norm in zip(axes, ("l2", "linf")):
-        part = frame[frame["norm"] == norm]
-        if len(part):
-            sns.lineplot(part, x="eps", y="accuracy (%)", hue="cell", style="attack", markers=True, ax=ax)
-            ax.legend(fontsize=7)
+    facets = _facet_rows(list(dict.fromkeys(frame["cell"])), per_row) if len(frame) else [[]]
+    fig, axes = plt.subplots(len(facets), 2, figsize=(9.4, 2.5 * len(facets) + 0.4), squeeze=False, sharey=True)
+    from matplotlib.lines import Line2D
+    for r, cells in enumerate(facets):
+        for ax, norm in zip(axes[r], ("l2", "linf")):
+            for k, cell in enumerate(cells):
+                for attack, style in ATTACK_STYLES.items():
+                    part = frame[(frame["cell"] == cell) & (frame["norm"] == norm) & (frame["attack"] == attack)]
+                    if len(part):
+                        part = part.sort_values("eps")
+                        ax.plot(part["eps"], part["accuracy (%)"], color=f"C{k}", lw=1.4, ms=4,
+                                label=f"{cell}, {attack}", **style)
+            ax.set_ylim(0, 100)
+            ax.set_xlabel(f"ε ({NORM_LABELS[norm]})" if r == len(facets) - 1 else "")
+            ax.set_ylabel("accuracy (%)" if norm == "l2" else "")
+            ax.tick_params(labelsize=9)
+        if cells:
+            handles = [Line2D([], [], color=f"C{k}", lw=2) for k in range(len(cells))]
+            handles += [Line2D([], [], color="0.3", lw=1.4, ms=4, **style) for style in ATTACK_STYLES.values()]
+            legend_outside(axes[r, 1], handles=handles, labels=list(cells) + list(ATTACK_STYLES), fontsize=8.5)
+    for ax, norm in zip(axes[-1], ("l2", "linf")):
         ax.set_xlabel(f"ε ({NORM_LABELS[norm]})")
-        ax.set_ylim(0, 100)
     fig.tight_layout()
     return fig
 
 
 def tradeoff(frame: pd.DataFrame, x: str = "natural", y: str = "PGD ∪ S-O", label_from: float = 0.0) -> plt.Figure:
     """Natural against norm-agnostic accuracy (%), one point per row of ``frame`` (index: cell), coloured by its
-    ``group`` column, labelled with the cell where ``y`` is at least ``label_from`` (a crowd near zero stays
-    unlabelled)."""
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    sns.scatterplot(frame, x=x, y=y, hue="group", s=60, ax=ax)
-    for cell, row in frame[frame[y] >= label_from].iterrows():
-        ax.annotate(cell, (row[x], row[y]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ``group`` column (the legend below the axes), labelled with the cell where ``y`` is at least ``label_from`` (a
+    crowd near zero stays unlabelled); the labels are moved apart where points crowd (``label_points``)."""
+    fig, ax = plt.subplots(figsize=(COLUMN_WIDTH - 0.6, 5.4))
+    groups = list(dict.fromkeys(frame["group"])) if "group" in frame else []
+    for k, group in enumerate(groups):
+        part = frame[frame["group"] == group]
+        ax.scatter(part[x], part[y], s=40, color=f"C{k}", label=group, zorder=3)
     ax.set_xlabel(f"{x} accuracy (%)")
     ax.set_ylabel(f"{y} accuracy (%)")
-    ax.legend(fontsize=8)
+    if groups:
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, frameon=False, fontsize=9)
     fig.tight_layout()
+    shown = frame[frame[y] >= label_from]
+    label_points(ax, shown[x].tolist(), shown[y].tolist(), [str(c) for c in shown.index], fontsize=7.5)
     return fig
 
 
@@ -259,7 +364,9 @@ def figure1(traces: Mapping[str, Mapping[str, Sequence[float]]], paper: Sequence
     log scale) and the mean loss (right) along each named attack (``traces[name]`` has "grad_norm" and "loss" lists,
     as ``advlib.attacks.Trace``). The curves named in ``paper`` are the paper's, drawn solid in its colours
     (blue, orange, green, in that order); the others are drawn dashed."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
+    if len(traces) > MAX_SERIES:
+        raise ValueError(f"figure1 draws at most {MAX_SERIES} attacks per panel, got {len(traces)}")
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.8))
     extra = 0
     for name, trace in traces.items():
         if name in paper:
@@ -274,7 +381,10 @@ def figure1(traces: Mapping[str, Mapping[str, Sequence[float]]], paper: Sequence
     right.set_ylabel("mean cross-entropy loss")
     for ax in (left, right):
         ax.set_xlabel("attack iteration t")
-    left.legend(fontsize=7)
+    handles, labels = left.get_legend_handles_labels()
+    if handles:
+        left.legend(handles, labels, loc="upper center", bbox_to_anchor=(1.1, -0.16), ncol=min(3, len(handles)),
+                    frameon=False, fontsize=8.5)
     fig.tight_layout()
     return fig
 
@@ -294,12 +404,15 @@ def accuracy_grid(grid: pd.DataFrame, title: str = "") -> plt.Figure:
 def curvature_scatter(frame: pd.DataFrame) -> plt.Figure:
     """Per clean point, the dominant eigenvalue of ∇²ₓL against ‖∇ₓL‖₂ (log-log), coloured by ``frame["model"]``
     (columns model, grad_norm, eigenvalue): the flatness of the loss around natural images, model by model."""
-    fig, ax = plt.subplots(figsize=(5.6, 4))
-    sns.scatterplot(frame, x="grad_norm", y="eigenvalue", hue="model", s=40, ax=ax)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("‖∇ₓL‖₂ at the clean image")
-    ax.set_ylabel("dominant eigenvalue of ∇²ₓL")
-    ax.legend(fontsize=8)
+    groups = chunks(pd.unique(frame["model"]))
+    fig, axes = plt.subplots(len(groups), 1, figsize=(5.6, 4 * len(groups)), squeeze=False, sharex=True, sharey=True)
+    for ax, models in zip(axes[:, 0], groups):
+        sns.scatterplot(frame[frame["model"].isin(models)], x="grad_norm", y="eigenvalue", hue="model",
+                        hue_order=models, s=40, ax=ax)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("‖∇ₓL‖₂ at the clean image")
+        ax.set_ylabel("dominant eigenvalue of ∇²ₓL")
+        legend_outside(ax, title="model")
     fig.tight_layout()
     return fig
