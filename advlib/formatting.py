@@ -42,7 +42,7 @@ def table(frame: pd.DataFrame, *, percent: tuple[str, ...] | str = (), names: di
     for col in frame.columns:
         values = frame[col]
         if col in chosen:
-            out[col] = values.map(lambda v: NOT_EVALUATED if pd.isna(v) else f"{v:.{digits}f} %")
+            out[col] = values.map(lambda v: NOT_EVALUATED if pd.isna(v) else f"{v:.{digits}f}\u00a0%")
         elif pd.api.types.is_float_dtype(values):
             out[col] = values.map(lambda v: NOT_EVALUATED if pd.isna(v) else f"{v:.{digits}f}")
         else:

@@ -28,11 +28,11 @@ def test_table_shows_percent_units_missing_values_and_readable_names():
                          index=pd.Index(["madry-linf", "trades-l2"], name="cell"))
     shown = table(frame, percent=("acc",), names={"acc": "accuracy", "madry-linf": "Madry ℓ∞"})
     assert list(shown.columns) == ["accuracy", "n", "gap", "note"] and shown.index.name is None
-    assert shown.loc["Madry ℓ∞", "accuracy"] == "12.3 %" and shown.loc["trades-l2", "accuracy"] == NOT_EVALUATED
+    assert shown.loc["Madry ℓ∞", "accuracy"] == "12.3\u00a0%" and shown.loc["trades-l2", "accuracy"] == NOT_EVALUATED
     assert shown.loc["Madry ℓ∞", "gap"] == "0.2" and shown.loc["trades-l2", "n"] == 200
     assert shown.loc["trades-l2", "note"] == NOT_EVALUATED
     every = table(frame[["acc", "gap"]], percent="all")
-    assert every.loc["madry-linf", "gap"] == "0.2 %"
+    assert every.loc["madry-linf", "gap"] == "0.2\u00a0%"
     with pytest.raises(ValueError, match="no columns"):
         table(frame, percent=("accuracy",))
 
