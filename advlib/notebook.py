@@ -33,7 +33,8 @@ class Setup:
 
 
 def setup(seed: int = 0) -> Setup:
-    """Seed torch, tune the CPU allocator, quiet the data-source warning (chapters print the source), style plots."""
+    """Seed torch, tune the CPU allocator, quiet the data-source warning (chapters print the source), style plots and
+    tables."""
     device = runtime.default_device()
     name = os.environ.get(PROFILE_ENV) or ("full" if device.type == "cuda" else "quick")
     profile = protocols.get_profile(name)
@@ -42,8 +43,10 @@ def setup(seed: int = 0) -> Setup:
     warnings.filterwarnings("ignore", message="full MNIST not found", category=UserWarning)
     warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm.auto without ipywidgets (bars are off)
     logging.getLogger("advlib").setLevel(logging.WARNING)
+    import pandas as pd
     import seaborn as sns
     sns.set_theme(context="notebook", style="whitegrid")
+    pd.set_option("display.max_colwidth", None)  # table cells wrap in the page; never cut a statement short
     return Setup(profile, device)
 
 

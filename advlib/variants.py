@@ -17,12 +17,12 @@ import pandas as pd
 
 from advlib import protocols
 from advlib.protocols import MEDIUM, Profile
-from advlib.specs import AttackSpec
+from advlib.specs import MADRY_LINF_STEP, AttackSpec
 
 #: Where variant records live, under the results root.
 FOLDER = "variants"
-#: The paper's ℓ∞ step, which the authors' ℓ2 attack script also declares as its default step (issue 22).
-SHORT_STEP = 0.01
+#: The paper's ℓ∞ step (Madry's a = 0.01), which the authors' ℓ2 attack script also declares as its default step.
+SHORT_STEP = MADRY_LINF_STEP
 #: The reach of the paper-style ℓ2 attack: 40 steps of ``SHORT_STEP`` move at most 0.4 from the start.
 SHORT_REACH = 40 * SHORT_STEP
 
