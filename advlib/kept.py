@@ -2,10 +2,10 @@
 
 ``keep`` stores a recorded model (a record in a results folder whose checkpoint is still there) as
 ``results/models/<profile>-<cell>.pt`` (half precision: about 6.5 MB for Madry's CNN) and re-evaluates every row of
-its record — the paper's rows and the rows added later — on the weights as stored, comparing the outcome image by
-image with the record; the comparison goes beside it, ``<name>.json`` (sealed, kind ``KIND``): per row the images
-whose outcome differs (0 everywhere means the record's rows are exactly what the kept weights give), the file's
-sha256 and the record's model key. ``load`` returns the model by name after checking the file against that document.
+its record — the paper's rows and the rows added later — on the weights as stored: those rows (accuracy and
+per-example masks) are the kept model's own, computed from exactly its weights, and go beside it in ``<name>.json``
+(sealed, kind ``KIND``) with, per row, the images whose outcome differs from the fp32 record (rounding the weights
+to fp16 moves a few attacked images), the file's sha256 and the record's model key. ``load`` returns the model by name after checking the file against that document.
 """
 from __future__ import annotations
 
@@ -73,7 +73,8 @@ def keep(record_path: str | Path, root: str | Path | None = None, *, quiet: bool
     doc = {"profile": rec["profile"], "cell": rec["cell"], "record": record_path.as_posix(),
            "model_key": records.model_key(rec), "file": out.name, "sha256": _sha256(out), "bytes": out.stat().st_size,
            "dtype": "float16", "n": rec["n_test"], "differing": differing,
-           "accuracy": {k: v for k, v in result.accuracy().items()}, "device": runtime.device_name(device),
+           "accuracy": result.accuracy(), "masks": {k: records.pack_mask(v) for k, v in result.correct.items()},
+           "device": runtime.device_name(device),
            "git_revision": records.git_revision(),
            "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     return records.write_document(out.with_suffix(".json"), doc, KIND)

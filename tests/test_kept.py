@@ -42,6 +42,10 @@ def test_a_kept_model_is_fp16_reevaluated_row_by_row_and_loads_by_name(recorded)
     assert doc["kind"] == kept.KIND and doc["dtype"] == "float16" and doc["n"] == 16
     assert set(doc["differing"]) == {"Natural", "PGD-l2", "PGD-linf", "SO-l2", "SO-linf", "PGD-l2 x0"}
     assert all(0 <= v <= 16 for v in doc["differing"].values())
+    assert set(doc["masks"]) == set(doc["differing"]) == set(doc["accuracy"])
+    rec = records.assemble(recorded / "tiny" / "madry-linf.json")
+    natural = records.unpack_mask(doc["masks"]["Natural"], 16) != records.unpack_mask(rec["masks"]["Natural"], 16)
+    assert int(natural.sum()) == doc["differing"]["Natural"]
     model = kept.load(TINY.name, "madry-linf", recorded)
     stored = torch.load(kept.folder(recorded) / "tiny-kept-madry-linf.pt", weights_only=True)
     assert all(t.dtype == torch.float16 for t in stored.values())
