@@ -70,7 +70,8 @@ def keep(record_path: str | Path, root: str | Path | None = None, *, quiet: bool
     stored = {k: records.unpack_mask(v, rec["n_test"]) for k, v in rec["masks"].items()}
     stored.update({k: records.unpack_mask(v["mask"], rec["n_test"]) for k, v in rec.get("added_rows", {}).items()})
     differing = {k: int((mask.cpu() != stored[k]).sum()) for k, mask in result.correct.items()}
-    doc = {"profile": rec["profile"], "cell": rec["cell"], "record": record_path.as_posix(),
+    record_name = record_path.resolve().relative_to(folder(root).parent.resolve()).as_posix()  # in the results root
+    doc = {"profile": rec["profile"], "cell": rec["cell"], "record": record_name,
            "model_key": records.model_key(rec), "file": out.name, "sha256": _sha256(out), "bytes": out.stat().st_size,
            "dtype": "float16", "n": rec["n_test"], "differing": differing,
            "accuracy": result.accuracy(), "masks": {k: records.pack_mask(v) for k, v in result.correct.items()},

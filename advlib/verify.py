@@ -22,8 +22,9 @@ from advlib import data, extended, identity, protocols, records, released, repro
 from advlib.records import RecordError
 
 STATES = ("current", "stale", "invalid", "missing", "unsealed")
-#: Folders under ``results/`` that hold no committed result (ignored by git).
-SKIPPED = ("checkpoints", "progress", "models")
+#: Folders under ``results/`` that hold no committed result (ignored by git; so are ``results/<profile>/models/``,
+#: while ``results/models/`` holds the kept models, ``advlib.kept``).
+SKIPPED = ("checkpoints", "progress")
 
 
 @dataclass(frozen=True)
@@ -124,12 +125,24 @@ def check_document(path: Path) -> Finding:
         records.check_document(found, found.get("kind", "?"))
     except RecordError as err:
         return Finding(path, "invalid", (str(err),))
+    if found["kind"] == "kept-model":  # the weights as stored, and still the model of its record
+        return _check_kept(path, found)
     if found["kind"] == "bounds":  # computed on the whole MNIST splits: stale if those are other examples now
         now = _whole_splits()
         changed = [f"data.{split}: {found['data'].get(split)!r} → {fp!r}" for split, fp in now.items()
                    if found["data"].get(split) != fp]
         if changed:
             return Finding(path, "stale", tuple(changed))
+    return Finding(path, "current")
+
+
+def _check_kept(path: Path, doc: dict) -> Finding:
+    import hashlib
+    weights, record = path.with_name(doc["file"]), path.parents[1] / doc["record"]
+    if not weights.is_file() or hashlib.sha256(weights.read_bytes()).hexdigest() != doc["sha256"]:
+        return Finding(path, "invalid", (f"{weights.name} is missing or not the file its document describes",))
+    if not record.is_file() or records.model_key(records.read_record(record)) != doc["model_key"]:
+        return Finding(path, "stale", (f"{doc['record']} no longer holds the model that was kept",))
     return Finding(path, "current")
 
 
@@ -144,7 +157,8 @@ def verify(root: str | Path = "results") -> list[Finding]:
     if not root.is_dir():
         raise ValueError(f"no results folder {root}; pass the folder that holds the records, e.g. results/")
     findings: list[Finding] = []
-    paths = sorted(p for p in root.rglob("*.json") if not set(p.relative_to(root).parts) & set(SKIPPED))
+    paths = sorted(p for p in root.rglob("*.json") if not set(p.relative_to(root).parts) & set(SKIPPED)
+                   and "models" not in p.relative_to(root).parts[1:-1])  # results/models/ holds kept models
     for path in paths:
         owner = _owner(path)
         if owner is not None:

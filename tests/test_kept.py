@@ -70,3 +70,13 @@ def test_keeping_needs_the_checkpoint(recorded):
         f.unlink()
     with pytest.raises(ValueError, match="no checkpoint"):
         kept.keep(recorded / "tiny" / "madry-linf.json", recorded)
+
+
+def test_the_checker_judges_kept_models_by_their_file_and_their_record(recorded):
+    from advlib import verify
+    kept.keep(recorded / "tiny" / "madry-linf.json", recorded)
+    doc = kept.folder(recorded) / "tiny-kept-madry-linf.json"
+    assert verify.check_document(doc).state == "current"
+    weights = doc.with_suffix(".pt")
+    weights.write_bytes(weights.read_bytes()[:-1])
+    assert verify.check_document(doc).state == "invalid"
