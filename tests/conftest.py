@@ -236,3 +236,18 @@ def full_record(cell: str, percent: dict[str, float], *, n: int = 40, profile: s
         rec["extended"] = {"accuracy": {k: v.float().mean().item() for k, v in correct.items()},
                            "masks": {k: pack_mask(v) for k, v in correct.items()}}
     return rec
+
+
+def tiny_profile(name: str, seed: int):
+    """Test-only: the quick profile shrunk to seconds (60 training images, one epoch of 1-step PGD for Madry, 16 test
+    images, 2-step attacks), named ``name``; meaningless numbers."""
+    from dataclasses import replace
+
+    from advlib.protocols import QUICK, TrainSpec
+    from advlib.specs import AttackSpec
+    return replace(
+        QUICK, name=name, description="test-only", n_train=60, n_test=16, seed=seed,
+        train_attack={"l2": AttackSpec.pgd("l2", steps=1), "linf": AttackSpec.pgd("linf", steps=1)},
+        defenses={**QUICK.defenses, "madry": TrainSpec(epochs=1, batch_size=20)},
+        evaluation={"PGD-l2": AttackSpec.pgd("l2", steps=2), "PGD-linf": AttackSpec.pgd("linf", steps=2),
+                    "SO-l2": AttackSpec.so("l2", steps=2, samples=2), "SO-linf": AttackSpec.so("linf", steps=2, samples=2)})

@@ -2,23 +2,15 @@
 from __future__ import annotations
 
 import warnings
-from dataclasses import replace
 
 import pytest
 import torch
 
 from advlib import kept, protocols, records, reproduce
-from advlib.protocols import QUICK, TrainSpec
 from advlib.specs import AttackSpec
-from conftest import full_mnist_root
+from conftest import full_mnist_root, tiny_profile
 
-TINY = replace(
-    QUICK, name="tiny-kept", description="test-only", n_train=60, n_test=16, seed=2,
-    train_attack={"l2": AttackSpec.pgd("l2", steps=1), "linf": AttackSpec.pgd("linf", steps=1)},
-    defenses={**QUICK.defenses, "madry": TrainSpec(epochs=1, batch_size=20)},
-    evaluation={"PGD-l2": AttackSpec.pgd("l2", steps=2), "PGD-linf": AttackSpec.pgd("linf", steps=2),
-                "SO-l2": AttackSpec.so("l2", steps=2, samples=2), "SO-linf": AttackSpec.so("linf", steps=2, samples=2)},
-)
+TINY = tiny_profile("tiny-kept", seed=2)
 
 
 @pytest.fixture

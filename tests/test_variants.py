@@ -12,10 +12,10 @@ from advlib import protocols, records, reproduce, verify
 from advlib import variants as var
 from advlib.__main__ import main
 from advlib.experiments import variant_runs
-from advlib.protocols import MEDIUM, QUICK, TrainSpec
+from advlib.protocols import MEDIUM
 from advlib.specs import AttackSpec
 from advlib.training import training_norm
-from conftest import full_mnist_root
+from conftest import full_mnist_root, tiny_profile
 
 
 def _differences(a: protocols.Profile, b: protocols.Profile) -> set[str]:
@@ -85,13 +85,7 @@ def test_unknown_variants_and_profiles_are_refused_with_the_valid_names():
 
 # ------------------------------------------------------------------------------------ the runner, tiny
 
-TINY = replace(
-    QUICK, name="tiny-variants-base", description="test-only", n_train=60, n_test=16, seed=5,
-    train_attack={"l2": AttackSpec.pgd("l2", steps=1), "linf": AttackSpec.pgd("linf", steps=1)},
-    defenses={**QUICK.defenses, "madry": TrainSpec(epochs=1, batch_size=20)},
-    evaluation={"PGD-l2": AttackSpec.pgd("l2", steps=2), "PGD-linf": AttackSpec.pgd("linf", steps=2),
-                "SO-l2": AttackSpec.so("l2", steps=2, samples=2), "SO-linf": AttackSpec.so("linf", steps=2, samples=2)},
-)
+TINY = tiny_profile("tiny-variants-base", seed=5)
 SHORT = var.Variant(
     replace(TINY, name="tiny-variants-short", train_attack={**TINY.train_attack,
                                                             "l2": AttackSpec.pgd("l2", steps=1, step_size=0.4)}),
