@@ -1,5 +1,7 @@
-"""nbval runs every chapter with the quick profile, on any device: the committed outputs were made with it, and a
-GPU would otherwise pick the full profile (``advlib.notebook.setup``) and train other models live. Set
+"""Repository-wide pytest settings (``pytest --nbval book/`` loads them too; test helpers are in tests/conftest.py).
+
+nbval runs every chapter with the quick profile, on any device: the committed outputs were made with it, and a GPU
+would otherwise pick the full profile (``advlib.notebook.setup``) and train other models live. Set
 ``ADVLIB_PROFILE`` to run the chapters with another profile (their outputs will then differ from the committed ones).
 """
 from __future__ import annotations
