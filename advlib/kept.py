@@ -5,7 +5,8 @@
 its record — the paper's rows and the rows added later — on the weights as stored: those rows (accuracy and
 per-example masks) are the kept model's own, computed from exactly its weights, and go beside it in ``<name>.json``
 (sealed, kind ``KIND``) with, per row, the images whose outcome differs from the fp32 record (rounding the weights
-to fp16 moves a few attacked images), the file's sha256 and the record's model key. ``load`` returns the model by name after checking the file against that document.
+to fp16 moves a few attacked images), the file's sha256 and the record's model key. ``load`` returns the model by
+name after checking the file against that document.
 """
 from __future__ import annotations
 
@@ -35,7 +36,8 @@ def folder(root: str | Path | None = None) -> Path:
     return Path(root if root is not None else results_root()) / FOLDER
 
 
-def _sha256(path: Path) -> str:
+def sha256(path: Path) -> str:
+    """The file's sha256 (a kept model's document records it)."""
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
@@ -72,7 +74,7 @@ def keep(record_path: str | Path, root: str | Path | None = None, *, quiet: bool
     differing = {k: int((mask.cpu() != stored[k]).sum()) for k, mask in result.correct.items()}
     record_name = record_path.resolve().relative_to(folder(root).parent.resolve()).as_posix()  # in the results root
     doc = {"profile": rec["profile"], "cell": rec["cell"], "record": record_name,
-           "model_key": records.model_key(rec), "file": out.name, "sha256": _sha256(out), "bytes": out.stat().st_size,
+           "model_key": records.model_key(rec), "file": out.name, "sha256": sha256(out), "bytes": out.stat().st_size,
            "dtype": "float16", "n": rec["n_test"], "differing": differing,
            "accuracy": result.accuracy(), "masks": {k: records.pack_mask(v) for k, v in result.correct.items()},
            "device": runtime.device_name(device),
@@ -88,7 +90,7 @@ def load(profile: str, cell: str, root: str | Path | None = None, device: str | 
         found = sorted(p.stem for p in folder(root).glob("*.pt")) if folder(root).is_dir() else []
         raise ValueError(f"no kept model {name(profile, cell)!r}; kept: {', '.join(found) or 'none'}")
     doc = records.read_document(path.with_suffix(".json"), KIND)
-    if _sha256(path) != doc["sha256"]:
+    if sha256(path) != doc["sha256"]:
         raise ValueError(f"{path} does not match its document {path.with_suffix('.json')} (sha256)")
     return _restore(torch.load(path, map_location="cpu", weights_only=True), torch.device(device))
 

@@ -137,9 +137,9 @@ def check_document(path: Path) -> Finding:
 
 
 def _check_kept(path: Path, doc: dict) -> Finding:
-    import hashlib
+    from advlib import kept
     weights, record = path.with_name(doc["file"]), path.parents[1] / doc["record"]
-    if not weights.is_file() or hashlib.sha256(weights.read_bytes()).hexdigest() != doc["sha256"]:
+    if not weights.is_file() or kept.sha256(weights) != doc["sha256"]:
         return Finding(path, "invalid", (f"{weights.name} is missing or not the file its document describes",))
     if not record.is_file() or records.model_key(records.read_record(record)) != doc["model_key"]:
         return Finding(path, "stale", (f"{doc['record']} no longer holds the model that was kept",))

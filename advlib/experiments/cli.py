@@ -94,17 +94,13 @@ def variant_list(text: str) -> list[str]:
     return names
 
 
-def protocols_cells(text: str) -> list[str]:
-    from advlib import protocols
-    return protocols.parse_cells(text)
-
-
 def _variants(args: argparse.Namespace) -> None:
     import torch
 
     from advlib.experiments import variant_runs
     torch.set_num_threads(args.threads)
-    cells = None if args.cells is None else protocols_cells(args.cells)
+    from advlib import protocols
+    cells = None if args.cells is None else protocols.parse_cells(args.cells)
     variant_runs.run(args.names, args.results, cells=cells, log=partial(print, flush=True))
 
 
