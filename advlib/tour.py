@@ -4,7 +4,7 @@ then live on this machine at a scale it states.
 1. Table 1 from the best committed record per cell (full profile where it exists, else medium), next to
    the paper's numbers, with where each number comes from, and the verdict on each of the paper's claims;
 2. the two cells that carry the paper's central claim (Madry's and TRADES' ℓ∞ training), reproduced live
-   with the ``tour`` profile (about 13 minutes on 2 CPU cores) into ``results/tour/``, and what they show:
+   with the ``tour`` profile (its description says how long, from the records in ``results/bench/tour-cpu/``) into ``results/tour/``, and what they show:
    robust to PGD in their own norm, weaker under PGD-ℓ2, broken by S-O-ℓ2.
 """
 from __future__ import annotations
@@ -12,8 +12,8 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-from advlib import claims, divergences, protocols, table
-from advlib.discovery import best_records, results_root, with_released
+from advlib import claims, divergences, extended, protocols, table
+from advlib.discovery import best_extended_records, best_records, results_root, with_released
 from advlib.verdict import provenance
 
 WIDTH = 110
@@ -36,8 +36,19 @@ def committed() -> dict[str, dict]:
     _say()
     _say(divergences.summary_line(divergences.counts(records)))
     _say()
-    for v in claims.verdicts(with_released(records)).itertuples():
-        _say(f"Claim {v.claim} ({v.statement}): {v.verdict.upper()}.")
+    extended_best = best_extended_records()
+    if not extended_best:
+        for v in claims.verdicts(with_released(records)).itertuples():
+            _say(f"Claim {v.claim} ({v.statement}): {v.verdict.upper()}.")
+        return records
+    strong = {c: extended.strengthened(r) for c, r in with_released(extended_best).items()}
+    _say(f"The verdicts the book stands behind, under the strongest attacks the records hold (PGD, S-O and AutoAttack "
+         f"per example; {provenance(extended_best)}), and in brackets under the paper's attacks on the records above:")
+    paper_attacks = "paper's attacks, largest test sets"
+    for row in claims.headlines(with_released(records), strong).to_dict("records"):
+        number, _, reading = row["claim"].partition(": ")
+        _say(f"Claim {number} ({reading + ' — ' if reading else ''}{row['statement']}): {row['verdict'].upper()} "
+             f"({row[paper_attacks]}).")
     return records
 
 
