@@ -84,6 +84,11 @@ def _smoke(args: argparse.Namespace) -> None:
     print(f"smoke check passed on {report['device']} in {report['seconds']:.1f} s")
 
 
+def _union(args: argparse.Namespace) -> None:
+    from advlib import union
+    union.command(args.results)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m advlib", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -134,6 +139,11 @@ def main(argv: list[str] | None = None) -> int:
     bnd.add_argument("--out", default=None, help="sealed JSON document (default results/bounds.json)")
     bnd.add_argument("--norms", nargs="+", default=["l2", "linf"], choices=["l2", "linf"], help="default both")
     bnd.set_defaults(run=lambda args: __import__("advlib.bounds").bounds.command(args.out, args.norms))  # lazy: scipy
+    uni = sub.add_parser("union", help="the union leaderboard: every model's accuracy under every attack in both "
+                                       "norms at once (ℓ∞ 0.3 ∪ ℓ2 2.0, then ℓ2 4.0 with the data's bound), "
+                                       "with the published multi-norm rows")
+    uni.add_argument("--results", default=None, help="results folder (default results/)")
+    uni.set_defaults(run=_union)
     from advlib.experiments import cli as experiments_cli
     experiments_cli.add_commands(sub)  # released-ablations, large-linf-ablations, protocol-rows
     args = parser.parse_args(argv)

@@ -416,3 +416,37 @@ def curvature_scatter(frame: pd.DataFrame) -> plt.Figure:
         legend_outside(ax, title="model")
     fig.tight_layout()
     return fig
+
+
+#: Bar styles of ``union_leaderboard``: our models evaluated with AutoAttack, ours without it, published rows.
+UNION_STYLES = {"ours": {"color": "C0", "label": "ours (PGD, S-O, AutoAttack)"},
+                "ours, no AutoAttack": {"color": "#9ecae1", "label": "ours, no AutoAttack (flagged)"},
+                "literature": {"color": "C1", "hatch": "//", "label": "published (cited; other radii, attacks)"}}
+
+
+def union_leaderboard(frame: pd.DataFrame, ax=None) -> plt.Figure:
+    """A ``union.leaderboard`` frame as horizontal bars: union accuracy (%) per model (index), best on top, natural
+    accuracy as a marker; published rows (kind "literature") hatched and coloured apart, ours without AutoAttack
+    lighter. Rows without a union accuracy are left out (the table shows them). Draws into ``ax`` if given."""
+    rows = frame[frame["union"].notna()]
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(COLUMN_WIDTH, 1.2 + 0.22 * max(len(rows), 1)))
+    fig = ax.figure
+    style = np.where(rows["kind"] == "literature", "literature",
+                     np.where(rows["flags"].str.contains("no AutoAttack"), "ours, no AutoAttack", "ours"))
+    y = np.arange(len(rows))
+    for name, options in UNION_STYLES.items():
+        chosen = style == name
+        if chosen.any():
+            ax.barh(y[chosen], rows["union"][chosen], height=0.7, edgecolor="0.3", linewidth=0.4, **options)
+    if len(rows):
+        ax.plot(rows["natural"], y, ls="none", marker="D", ms=4, color="0.15", label="natural accuracy", clip_on=False)
+    ax.set_yticks(y, [str(i) for i in rows.index], fontsize=8)
+    ax.set_ylim(len(rows) - 0.5, -0.5)
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("accuracy (%): union (bars), natural (◆)")
+    ax.grid(axis="x", alpha=0.3)
+    if len(rows):  # above the bars, where it covers none of them
+        ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.01), ncol=2, frameon=False, fontsize=8.5)
+    fig.tight_layout()
+    return fig

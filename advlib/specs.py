@@ -14,6 +14,16 @@ from advlib import _checks, lp
 EPS = {"l2": 4.0, "linf": 0.3}
 #: The ℓ2 radius of the later multi-norm MNIST literature (Tramèr & Boneh 2019; Maini, Wong & Kolter 2020): 2.0.
 L2_LITERATURE_EPS = 2.0
+#: ATDA's own FGSM radius (ℓ∞): the official code's ``--eps`` default (JHL-HUST/ATDA ``train_atda.py``;
+#: protocols §4.1). Table 1's ATDA rows train with PGD at ``EPS`` instead (REPRO CHOICE, ``protocols``).
+ATDA_FGSM_EPS = 0.1
+#: The ℓ1 radius of Maini, Wong & Kolter 2020's MNIST table as their repository's README labels it
+#: (locuslab/robust_union; ``advlib/resources/multinorm_literature.csv``): 12, as their attack code's defaults
+#: (MNIST/mnist_funcs.py); Tramèr & Boneh's MNIST config.json uses 10. Issue 24 checks the radius the paper states.
+L1_LITERATURE_EPS = 12.0
+#: The radius an attack gets when none is given: Table 1's for ℓ2 and ℓ∞ (``EPS``), the literature's for ℓ1.
+#: ℓ1 is kept out of ``EPS`` itself, which lists the paper's radii (profiles and the smoke run iterate over it).
+DEFAULT_EPS = {**EPS, "l1": L1_LITERATURE_EPS}
 #: Radii of the robustness curves (issue 10: ℓ2 0.5 … 4.0, ℓ∞ 0.05 … 0.4; ``advlib.extended``).
 CURVE_RADII = {"l2": (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0), "linf": (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4)}
 #: Radii at which a sound attack leaves (almost) nothing standing: at ℓ∞ 0.5 every image reaches the uniform grey
@@ -30,7 +40,9 @@ STEPS = 40
 #: Gaussian draws per S-O step in the authors' code (§6.1).
 SAMPLES = 20
 #: The step rule: a step of ``RELATIVE_STEP · ε / steps`` (Madry et al. 2018; Bai-Li/TRADES
-#: pgd_attack_mnist_l2.py:L65 gives 0.25 = 2.5·4.0/40 for ℓ2) (§2.3, §7.1) …
+#: pgd_attack_mnist_l2.py:L65 gives 0.25 = 2.5·4.0/40 for ℓ2) (§2.3, §7.1); for ℓ1 the ℓ1 length of the sparse step
+#: (``advlib.lp.steepest_ascent``): 0.75 = 2.5·12/40, near Maini et al.'s 1.0 per step (0.05 on each of 20 pixels,
+#: robust_union MNIST ``pgd_l1_topk``) and Tramèr & Boneh's ℓ1 default 1.0 (their ℓ∞/ℓ2 default is this rule) …
 RELATIVE_STEP = 2.5
 #: … except ℓ∞ at the paper's own radius and step count, where Madry's config.json a = 0.01 is used (§1.2).
 MADRY_LINF_STEP = 0.01
@@ -51,8 +63,8 @@ CLAMPS = ("step", "end")
 
 
 def default_step_size(norm: str, eps: float, steps: int) -> float:
-    """The step rule: Madry's 0.01 for ℓ∞ at the paper's (ε, steps) = (0.3, 40), else 2.5·ε/steps."""
-    if lp.check_norm(norm) == "linf" and (eps, steps) == (EPS["linf"], STEPS):
+    """The step rule: Madry's 0.01 for ℓ∞ at the paper's (ε, steps) = (0.3, 40), else 2.5·ε/steps (ℓ1 too)."""
+    if lp.check_norm(norm, lp.ALL_NORMS) == "linf" and (eps, steps) == (EPS["linf"], STEPS):
         return MADRY_LINF_STEP
     return RELATIVE_STEP * eps / max(steps, 1)  # 0 steps: nothing moves, any step will do
 
@@ -81,7 +93,7 @@ class AttackSpec:
 
     def __post_init__(self) -> None:
         _checks.choice("attack kind", self.kind, KINDS)
-        lp.check_norm(self.norm)
+        lp.check_norm(self.norm, lp.ALL_NORMS)
         for name in ("eps", "step_size", "sigma"):  # stored as floats: an int ε would change the config's hash
             object.__setattr__(self, name, _checks.nonnegative(name, getattr(self, name)))
         _checks.count("steps", self.steps)
@@ -100,8 +112,9 @@ class AttackSpec:
     @classmethod
     def pgd(cls, norm: str, *, steps: int = STEPS, eps: float | None = None, step_size: float | None = None,
             random_start: bool = True, loss: str = "ce", clamp: str = "step") -> AttackSpec:
-        """PGD (Madry et al. 2018): the paper's ε and 40 steps unless given; step by ``default_step_size``."""
-        eps = EPS[lp.check_norm(norm)] if eps is None else eps
+        """PGD (Madry et al. 2018): the paper's ε (ℓ1: ``L1_LITERATURE_EPS``) and 40 steps unless given; step by
+        ``default_step_size``. ℓ1 steps are sparse (``advlib.lp.steepest_ascent``)."""
+        eps = DEFAULT_EPS[lp.check_norm(norm, lp.ALL_NORMS)] if eps is None else eps
         step_size = default_step_size(norm, eps, steps) if step_size is None else step_size
         return cls("pgd", norm, eps, steps, step_size, random_start=random_start, loss=loss, clamp=clamp)
 
@@ -115,8 +128,11 @@ class AttackSpec:
         sign step of the step rule (``SO_LINF_L2_STEP`` = 0.28 at the paper's ε and 40 steps). ``clamp="end"`` (ℓ2):
         the authors' loop, which clamps to [0,1] once, after the last step (``CLAMPS``).
         """
-        lp.check_norm(norm)
-        eps = EPS[norm] if eps is None else eps
+        lp.check_norm(norm, lp.ALL_NORMS)
+        if sigma is None and norm not in SIGMA:
+            raise ValueError(f"S-O's default σ is the authors' for {', '.join(map(repr, SIGMA))} only; "
+                             f"give sigma= for norm {norm!r}")
+        eps = DEFAULT_EPS[norm] if eps is None else eps
         if step_size is None:
             step_size = default_step_size(norm, eps, steps)
             if (norm, linf_step) == ("linf", "l2"):
@@ -127,8 +143,8 @@ class AttackSpec:
 
     @classmethod
     def fgsm(cls, norm: str, *, eps: float | None = None, loss: str = "ce") -> AttackSpec:
-        """FGSM (ℓ∞) or the fast gradient method (ℓ2): one step of size ε from x itself."""
-        eps = EPS[lp.check_norm(norm)] if eps is None else eps
+        """FGSM (ℓ∞), the fast gradient method (ℓ2) or one sparse ℓ1 step: one step of size ε from x itself."""
+        eps = DEFAULT_EPS[lp.check_norm(norm, lp.ALL_NORMS)] if eps is None else eps
         return cls("pgd", norm, eps, 1, eps, random_start=False, loss=loss)
 
     @property

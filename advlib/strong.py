@@ -7,6 +7,11 @@ returns the per-example outcome. Defaults are AutoAttack's "standard" version fo
 ``_set_version``): APGD-CE with one restart, APGD-T over 9 target classes, FAB-T and Square with 5,000
 queries; 100 iterations each (fixed: APGD's step-size checkpoints are set when AutoAttack builds it). A spec lists
 the attacks that a profile can afford.
+
+ℓ1 runs AutoAttack's ℓ1 mode (norm "L1"): APGD-CE and APGD-T always with its ℓ1 schedule (``use_largereps``:
+30 % of the iterations at 3ε, 30 % at 2ε, 40 % at ε, as its "standard" version sets for ℓ1); FAB-T and Square have
+ℓ1 modes too. Its standard version also gives APGD-CE 5 restarts and APGD-T 5 target classes for ℓ1
+(``AutoAttackSpec.standard``); a plain spec keeps one restart and ``target_classes``, as for ℓ∞ and ℓ2.
 """
 from __future__ import annotations
 
@@ -26,21 +31,26 @@ ATTACKS = ("apgd-ce", "apgd-t", "fab-t", "square")
 #: AutoAttack's "standard" settings for ℓ∞ and ℓ2 (fra31/auto-attack autoattack.py, ``_set_version``).
 STANDARD_TARGET_CLASSES = 9
 STANDARD_SQUARE_QUERIES = 5_000
-_NORMS = {"l2": "L2", "linf": "Linf"}
+#: … and for ℓ1 (the same ``_set_version``): APGD-CE with 5 restarts, APGD-T over 5 target classes.
+STANDARD_L1_RESTARTS = 5
+STANDARD_L1_TARGET_CLASSES = 5
+_NORMS = {"l1": "L1", "l2": "L2", "linf": "Linf"}
 
 
 @dataclass(frozen=True)
 class AutoAttackSpec:
-    """AutoAttack at radius ``eps`` in ``norm``, running ``attacks`` (a sub-sequence of ``ATTACKS``) in turn."""
+    """AutoAttack at radius ``eps`` in ``norm`` ("l1", "l2" or "linf"), running ``attacks`` (a sub-sequence of
+    ``ATTACKS``) in turn; ``restarts``: APGD-CE's random restarts (the other attacks run once per target class)."""
 
     norm: str
     eps: float
     attacks: tuple[str, ...] = ("apgd-ce", "apgd-t")
     target_classes: int = STANDARD_TARGET_CLASSES
     square_queries: int = STANDARD_SQUARE_QUERIES
+    restarts: int = 1  # last, and at its default in no record's key (advlib.identity.spec_config)
 
     def __post_init__(self) -> None:
-        lp.check_norm(self.norm)
+        lp.check_norm(self.norm, lp.ALL_NORMS)
         object.__setattr__(self, "eps", _checks.nonnegative("eps", self.eps))
         object.__setattr__(self, "attacks", tuple(self.attacks))
         if not self.attacks:
@@ -49,6 +59,15 @@ class AutoAttackSpec:
             _checks.choice("AutoAttack attack", name, ATTACKS)
         _checks.count("target_classes", self.target_classes, minimum=1)
         _checks.count("square_queries", self.square_queries, minimum=1)
+        _checks.count("restarts", self.restarts, minimum=1)
+
+    @classmethod
+    def standard(cls, norm: str, eps: float, attacks: tuple[str, ...] = ATTACKS) -> AutoAttackSpec:
+        """AutoAttack's "standard" version in ``norm`` (its ``_set_version``), all four attacks unless given. One
+        difference for ℓ1: the spec's one ``target_classes`` (5) serves FAB-T too, which AutoAttack gives 9."""
+        if lp.check_norm(norm, lp.ALL_NORMS) == "l1":
+            return cls(norm, eps, attacks, target_classes=STANDARD_L1_TARGET_CLASSES, restarts=STANDARD_L1_RESTARTS)
+        return cls(norm, eps, attacks)
 
     @property
     def kind(self) -> str:
@@ -75,8 +94,11 @@ def _configured(model: nn.Module, spec: AutoAttackSpec, device: torch.device, se
     attack = AutoAttack(model, norm=_NORMS[spec.norm], eps=spec.eps, version="custom", attacks=list(spec.attacks),
                         seed=seed, device=device)
     attack.verbose = False
-    attack.apgd.n_restarts = 1  # as the standard version (the custom default is 5)
+    attack.apgd.n_restarts = spec.restarts  # the standard version's 1 by default (the custom default is 5)
     attack.apgd_targeted.n_restarts = 1
+    if spec.norm == "l1":  # APGD's ℓ1 schedule over 3ε, 2ε, ε, as AutoAttack's standard ℓ1 version
+        attack.apgd.use_largereps = True
+        attack.apgd_targeted.use_largereps = True
     attack.fab.n_restarts = 1
     attack.apgd_targeted.n_target_classes = spec.target_classes
     attack.fab.n_target_classes = spec.target_classes

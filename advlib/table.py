@@ -163,8 +163,10 @@ def diagnostics(records: dict[str, dict]) -> pd.DataFrame:
 
 def multinorm_literature() -> pd.DataFrame:
     """Published MNIST accuracies (%) of single- and multi-norm training (``resources/multinorm_literature.csv``):
-    Maini, Wong & Kolter 2020 (MAX = "Worst-PGD", AVG = "PGD Aug", MSD), first 1,000 test images, 10 restarts per
-    attack, ℓ∞ ε = 0.3, ℓ2 ε = 1.5, ℓ1 ε = 12; "all attacks" is the per-example worst case over all three norms."""
+    Maini, Wong & Kolter 2020 (MAX = "Worst-PGD", AVG = "PGD Aug", MSD), first 1,000 test images (``n_test``), 10
+    restarts per attack (``attacks``: PGD and Foolbox, not AutoAttack), at the radii their README labels them with
+    (``eps_linf``, ``eps_l2``, ``eps_l1``: 0.3, 1.5, 12; the later code's are ``eps_l2_code``, ``eps_l1_code``; the
+    provenance of both in ``radii_note``); "all attacks" is the per-example worst case over all three norms."""
     with resources.files("advlib").joinpath("resources/multinorm_literature.csv").open() as f:
         return pd.read_csv(f).set_index("method")
 

@@ -136,3 +136,16 @@ def test_reproduce_then_table_in_process(tmp_path, capsys, monkeypatch, mnist_ro
     table_out = capsys.readouterr().out
     nat = 100 * rec["accuracy"]["Natural"]
     assert f"{nat:.1f}/98.2" in table_out
+
+
+def test_union_prints_both_leaderboards_from_the_committed_records(capsys):
+    assert main(["union"]) == 0
+    out = capsys.readouterr().out
+    assert "ℓ∞ ε 0.3 ∪ ℓ2 ε 2.0" in out and "ℓ∞ ε 0.3 ∪ ℓ2 ε 4.0" in out
+    assert "madry-mix (large)" in out and "MSD (Maini et al. 2020)" in out and "radii as labelled by the README" in out
+
+
+def test_union_of_a_folder_without_records_prints_the_published_rows_only(tmp_path, capsys):
+    assert main(["union", "--results", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "MSD (Maini et al. 2020)" in out and "(large)" not in out

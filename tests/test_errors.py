@@ -31,7 +31,7 @@ def with_pixel(x, value):
 
 # (id, call(model, x, y), regex that must name the bad value AND the valid choices or range)
 CASES = [
-    ("norm-pgd", lambda m, x, y: pgd(m, x, y, norm="l1"), r"unknown norm 'l1'; valid choices: 'l2', 'linf'"),
+    ("norm-pgd", lambda m, x, y: pgd(m, x, y, norm="l0"), r"unknown norm 'l0'; valid choices: 'l1', 'l2', 'linf'"),
     ("norm-lp", lambda m, x, y: lp.project(x, "L2", 1.0), r"unknown norm 'L2'.*'l2', 'linf'"),
     ("norm-so", lambda m, x, y: second_order(m, x, y, norm="inf"), r"unknown norm 'inf'.*'l2', 'linf'"),
     ("step_norm", lambda m, x, y: lp.ascent_step(x, x, x, norm="linf", eps=0.1, step_size=0.1, step_norm="l0"),

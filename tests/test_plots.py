@@ -177,6 +177,7 @@ def _figures(x: torch.Tensor) -> dict:
                                           for k in range(5)}, paper=["run 0", "run 1", "run 2"]),
         "accuracy_grid": lambda: plots.accuracy_grid(pd.DataFrame([[10.0, 20.0], [30.0, None]], index=["a", "b"],
                                                                   columns=["1", "2"])),
+        "union_leaderboard": lambda: plots.union_leaderboard(_leaderboard(20)),
         "curvature_scatter": lambda: plots.curvature_scatter(pd.DataFrame(
             [{"model": m, "grad_norm": 10.0 ** (k / 4 + j), "eigenvalue": 10.0 ** (j - k / 5)}
              for k, m in enumerate(many[:10]) for j in range(3)])),
@@ -257,3 +258,30 @@ def test_point_labels_do_not_overlap(name, mnist_batch):
 def test_chunks_split_evenly():
     assert plots.chunks(range(19), 8) == [list(range(7)), list(range(7, 14)), list(range(14, 19))]
     assert plots.chunks([], 8) == [[]] and plots.chunks("ab", 8) == [["a", "b"]]
+
+
+def _leaderboard(rows: int) -> pd.DataFrame:
+    """A ``union.leaderboard``-shaped frame: ``rows`` of ours (every third without AutoAttack, the last without a
+    union accuracy) and two published rows."""
+    ours = pd.DataFrame({"union": [60.0 - 2 * k for k in range(rows - 1)] + [float("nan")],
+                         "natural": [95.0] * rows, "kind": ["ours"] * rows,
+                         "flags": ["no AutoAttack" if k % 3 == 2 else "" for k in range(rows)]},
+                        index=[f"model {k} (large)" for k in range(rows)])
+    cited = pd.DataFrame({"union": [58.7, 1.4], "natural": [98.0, 99.1], "kind": ["literature"] * 2,
+                          "flags": ["cited"] * 2}, index=["MSD (Maini et al. 2020)", "P_inf (Maini et al. 2020)"])
+    return pd.concat([ours, cited]).sort_values("union", ascending=False, na_position="last")
+
+
+def test_union_leaderboard_one_bar_per_ranked_model_published_rows_apart_natural_as_markers():
+    frame = _leaderboard(6)
+    fig = plots.union_leaderboard(frame)
+    ax = fig.axes[0]
+    bars = {c.get_label(): len(c.patches) for c in ax.containers}
+    assert bars == {plots.UNION_STYLES["ours"]["label"]: 4, plots.UNION_STYLES["ours, no AutoAttack"]["label"]: 1,
+                    plots.UNION_STYLES["literature"]["label"]: 2}, "the model without a union value has no bar"
+    assert [t.get_text() for t in ax.get_yticklabels()][:2] == ["model 0 (large)", "MSD (Maini et al. 2020)"]
+    (natural,) = ax.lines
+    assert len(natural.get_xdata()) == 7
+    assert len(ax.get_legend().get_texts()) <= plots.MAX_SERIES
+    _, given = plt.subplots()
+    assert plots.union_leaderboard(frame, ax=given) is given.figure

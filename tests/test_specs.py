@@ -74,8 +74,9 @@ def test_default_step_size_is_madrys_only_at_his_radius_and_step_count():
     assert specs.default_step_size("linf", 0.3, 40) == 0.01
     assert specs.default_step_size("linf", 0.3, 39) == pytest.approx(2.5 * 0.3 / 39)
     assert specs.default_step_size("l2", 4.0, 40) == pytest.approx(0.25)
-    with pytest.raises(ValueError, match="unknown norm 'l1'"):
-        specs.default_step_size("l1", 0.3, 40)
+    assert specs.default_step_size("l1", 12.0, 40) == pytest.approx(0.75)  # the same rule for ℓ1
+    with pytest.raises(ValueError, match="unknown norm 'l0'"):
+        specs.default_step_size("l0", 0.3, 40)
 
 
 @pytest.mark.parametrize("factory", [AttackSpec.pgd, AttackSpec.so])
@@ -85,8 +86,40 @@ def test_zero_steps_get_a_default_step_instead_of_dividing_by_zero(factory):
 
 
 def test_second_order_with_a_bad_norm_raises_value_error_even_with_eps_and_step_given():
-    with pytest.raises(ValueError, match="unknown norm 'l1'"):
-        AttackSpec.so("l1", eps=1.0, step_size=0.1)
+    with pytest.raises(ValueError, match="unknown norm 'l0'; valid choices: 'l1', 'l2', 'linf'"):
+        AttackSpec.so("l0", eps=1.0, step_size=0.1)
+
+
+# ---------------------------------------------------------------------------------------------- ℓ1
+
+
+def test_l1_radius_is_the_literatures_and_stays_out_of_table_1s():
+    assert specs.L1_LITERATURE_EPS == 12.0  # Maini et al.'s MNIST table (issue 24 checks the paper's radius)
+    assert specs.EPS == PAPER_EPS and specs.DEFAULT_EPS == {**PAPER_EPS, "l1": 12.0}
+
+
+def test_l1_pgd_is_40_sparse_steps_of_0_75_at_eps_12():
+    assert fields_of(AttackSpec.pgd("l1")) == {
+        "kind": "pgd", "norm": "l1", "eps": 12.0, "steps": 40, "step_size": 0.75, "random_start": True,
+        "sigma": 0.0, "samples": 1, "linf_step": "sign", "loss": "ce", "clamp": "step"}
+    assert AttackSpec.pgd("l1", eps=10.0, steps=100).step_size == pytest.approx(0.25)
+    assert AttackSpec.pgd("l1").step_norm == "l1"
+    one = AttackSpec.fgsm("l1")
+    assert (one.eps, one.steps, one.step_size, one.random_start) == (12.0, 1, 12.0, False)
+
+
+def test_l1_second_order_needs_a_sigma():
+    with pytest.raises(ValueError, match=r"S-O's default σ is the authors' for 'l2', 'linf' only; give sigma= for "
+                                         r"norm 'l1'"):
+        AttackSpec.so("l1")
+    spec = AttackSpec.so("l1", sigma=0.1, samples=2)
+    assert (spec.eps, spec.sigma, spec.step_size, spec.random_start) == (12.0, 0.1, 0.75, False)
+
+
+def test_l1_added_no_field_to_attack_spec():
+    """ℓ1 is a value of ``norm``, not a new field: the configs (so the record keys) of ℓ2/ℓ∞ specs are unchanged."""
+    assert list(fields_of(AttackSpec.pgd("l2"))) == ["kind", "norm", "eps", "steps", "step_size", "random_start",
+                                                     "sigma", "samples", "linf_step", "loss", "clamp"]
 
 
 def test_linf_second_order_along_l2_steps_0_28():
@@ -203,7 +236,7 @@ def test_config_holds_every_field():
 
 @pytest.mark.parametrize("build, message", [
     (lambda: AttackSpec("cw", "l2", 1.0, 1, 1.0), r"unknown attack kind 'cw'; valid choices: 'pgd', 'so'"),
-    (lambda: AttackSpec("pgd", "l1", 1.0, 1, 1.0), r"unknown norm 'l1'; valid choices: 'l2', 'linf'"),
+    (lambda: AttackSpec("pgd", "l0", 1.0, 1, 1.0), r"unknown norm 'l0'; valid choices: 'l1', 'l2', 'linf'"),
     (lambda: AttackSpec("pgd", "l2", 1.0, 1, 1.0, loss="mse"), r"unknown loss 'mse'; valid choices: 'ce', 'cw'"),
     (lambda: AttackSpec("so", "linf", 0.3, 1, 0.1, linf_step="l1"),
      r"unknown linf_step 'l1'; valid choices: 'sign', 'l2'"),
@@ -216,7 +249,8 @@ def test_config_holds_every_field():
     (lambda: AttackSpec("so", "l2", 1.0, 1, 1.0, sigma=-0.1), r"sigma must be a finite number >= 0, got -0\.1"),
     (lambda: AttackSpec("so", "l2", 1.0, 1, 1.0, samples=0), r"samples must be an integer >= 1, got 0"),
     (lambda: AttackSpec.pgd("linf", eps=-0.1), r"eps must be a finite number >= 0, got -0\.1"),
-    (lambda: AttackSpec.pgd("l1"), r"unknown norm 'l1'"),
+    (lambda: AttackSpec.pgd("L1"), r"unknown norm 'L1'; valid choices: 'l1', 'l2', 'linf'"),
+    (lambda: AttackSpec.pgd("l1", eps=-12.0), r"eps must be a finite number >= 0, got -12\.0"),
     (lambda: AttackSpec.so("l2", samples=0), r"samples must be an integer >= 1, got 0"),
     (lambda: AttackSpec.so("linf", linf_step="l1"), r"unknown linf_step 'l1'"),
     (lambda: AttackSpec.fgsm("linf", eps=float("nan")), r"eps must be a finite number >= 0, got nan"),

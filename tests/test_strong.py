@@ -27,7 +27,9 @@ def points(load_quiet):
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    ({"norm": "l1", "eps": 0.3}, "'l1'"),
+    ({"norm": "l0", "eps": 0.3}, "unknown norm 'l0'; valid choices: 'l1', 'l2', 'linf'"),
+    ({"norm": "l1", "eps": -12.0}, "-12.0"),
+    ({"norm": "l1", "eps": 12.0, "restarts": 0}, "restarts"),
     ({"norm": "linf", "eps": -0.1}, "-0.1"),
     ({"norm": "linf", "eps": float("nan")}, "nan"),
     ({"norm": "l2", "eps": 1.0, "attacks": ("apgd-ce", "apgd-dlr")}, "'apgd-dlr'"),
@@ -51,6 +53,19 @@ def test_spec_defaults_config_and_with_eps():
     assert config["package"] == strong.package_version() == "0.2.0"
     moved = spec.with_eps(0.1)
     assert moved.eps == 0.1 and moved.attacks == spec.attacks and spec.eps == 0.3
+    assert spec.restarts == 1 and config["restarts"] == 1
+    # the new field at its default is in no key: an existing record's AutoAttack row keeps its identity
+    from advlib import identity
+    assert "restarts" not in identity.spec_config(spec)
+    assert identity.spec_config(AutoAttackSpec("l1", 12.0, restarts=5))["restarts"] == 5
+
+
+def test_standard_versions():
+    """AutoAttack's ``_set_version("standard")``: ℓ∞/ℓ2 1 restart and 9 target classes; ℓ1 5 and 5."""
+    assert AutoAttackSpec.standard("linf", 0.3) == AutoAttackSpec("linf", 0.3, ATTACKS, 9, 5_000, 1)
+    assert AutoAttackSpec.standard("l2", 2.0) == AutoAttackSpec("l2", 2.0, ATTACKS, 9, 5_000, 1)
+    assert AutoAttackSpec.standard("l1", 12.0) == AutoAttackSpec("l1", 12.0, ATTACKS, 5, 5_000, 5)
+    assert AutoAttackSpec.standard("l1", 12.0, ("apgd-ce",)).attacks == ("apgd-ce",)
 
 
 # ---------------------------------------------------------------------------------------------- the cascade
@@ -59,10 +74,12 @@ def test_spec_defaults_config_and_with_eps():
 def _oracle(model, x, y, spec: AutoAttackSpec, seed: int, batch_size: int = 500) -> torch.Tensor:
     """Robust flags from pyautoattack's own cascade, configured here independently of ``strong._configured``."""
     from pyautoattack import AutoAttack
-    attack = AutoAttack(model, norm={"l2": "L2", "linf": "Linf"}[spec.norm], eps=spec.eps, version="custom",
-                        attacks=list(spec.attacks), seed=seed, device=x.device)
+    attack = AutoAttack(model, norm={"l1": "L1", "l2": "L2", "linf": "Linf"}[spec.norm], eps=spec.eps,
+                        version="custom", attacks=list(spec.attacks), seed=seed, device=x.device)
     attack.verbose = False
-    attack.apgd.n_restarts = 1
+    attack.apgd.n_restarts = spec.restarts
+    if spec.norm == "l1":  # AutoAttack's standard ℓ1 version (autoattack.py, _set_version)
+        attack.apgd.use_largereps = attack.apgd_targeted.use_largereps = True
     attack.apgd_targeted.n_restarts = 1
     attack.fab.n_restarts = 1
     attack.apgd_targeted.n_target_classes = spec.target_classes
@@ -73,7 +90,7 @@ def _oracle(model, x, y, spec: AutoAttackSpec, seed: int, batch_size: int = 500)
     return y_adv == y
 
 
-@pytest.mark.parametrize("norm, eps", [("linf", 0.05), ("l2", 1.0)])
+@pytest.mark.parametrize("norm, eps", [("linf", 0.05), ("l2", 1.0), ("l1", 3.0)])
 def test_cascade_is_nested_and_ends_at_autoattacks_own_robust_flags(natural_linear, points, norm, eps):
     x, y = points
     spec = AutoAttackSpec(norm, eps, **CHEAP)
@@ -160,6 +177,7 @@ def _interior(n: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
 
 @pytest.mark.parametrize("norm, eps, move", [
     ("linf", 0.1, lambda x: x + 0.2),                                        # ℓ∞ distance 0.2 > 0.1
+    ("l1", 1.0, lambda x: x + 2.0 / 784),                                    # ℓ1 distance 2.0 > 1.0
     ("l2", 1.0, lambda x: x + 2.0 / 28),                                     # ℓ2 distance 2.0 > 1.0
     ("linf", 0.1, lambda x: torch.where(torch.arange(784).view(1, 28, 28) == 0, x - 0.6, x)),  # pixel < 0
     ("linf", 0.1, lambda x: x + torch.nan),                                   # NaN is not in any ball
@@ -182,12 +200,49 @@ def test_a_point_below_zero_within_the_ball_raises(monkeypatch):
         autoattack(linear_model(0), x, y, AutoAttackSpec("linf", 0.1, attacks=("apgd-ce",)))
 
 
-@pytest.mark.parametrize("norm", ["l2", "linf"])
+@pytest.mark.parametrize("norm", ["l1", "l2", "linf"])
 def test_points_on_the_sphere_pass(monkeypatch, norm):
     x, y = _interior()
-    eps = {"l2": 1.0, "linf": 0.1}[norm]
+    eps = {"l1": 12.0, "l2": 1.0, "linf": 0.1}[norm]
     direction = torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
     delta = eps * direction / lp.norm_of(direction, norm).view(-1, 1, 1, 1)
     _patch(monkeypatch, lambda z: z + delta[: z.shape[0]])
     out = autoattack(linear_model(0), x, y, AutoAttackSpec(norm, eps, attacks=("apgd-ce",)))
     assert out["apgd-ce"].all()  # the fake returns the true labels: nothing broken
+
+
+# ---------------------------------------------------------------------------------------------- ℓ1
+
+
+def test_l1_mode_returns_points_in_the_l1_ball_and_the_box(natural_linear, points, monkeypatch):
+    """Every attack of the cascade in AutoAttack's ℓ1 mode (APGD with its 3ε-2ε-ε schedule): what pyautoattack returns
+    lies within ℓ1 distance ε of x and in [0,1], checked here on the raw output, beside the wrapper's own check."""
+    x, y = points
+    x, y = x[:24], y[:24]
+    seen = []
+    configured = strong._configured
+
+    def spy(model, spec, device, seed):
+        attack = configured(model, spec, device, seed)
+        assert attack.norm == "L1" and attack.apgd.use_largereps and attack.apgd_targeted.use_largereps
+        run = attack.run_standard_evaluation
+
+        def recorded(xs, ys, batch_size=250):
+            x_adv, y_adv = run(xs, ys, batch_size=batch_size)
+            seen.append((spec.attacks[0], xs.clone(), x_adv.clone()))
+            return x_adv, y_adv
+
+        attack.run_standard_evaluation = recorded
+        return attack
+
+    monkeypatch.setattr(strong, "_configured", spy)
+    eps = 3.0
+    out = autoattack(natural_linear, x, y, AutoAttackSpec("l1", eps, **CHEAP), seed=1)
+    assert [name for name, _, _ in seen] == list(ATTACKS[:len(seen)]) and seen
+    for name, xs, x_adv in seen:
+        distance = (x_adv - xs).flatten(1).abs().sum(1)
+        assert (distance <= eps * (1 + 1e-5)).all(), (name, distance.max())
+        assert x_adv.min() >= 0 and x_adv.max() <= 1
+    moved = torch.cat([(x_adv - xs).flatten(1).abs().sum(1) for _, xs, x_adv in seen])
+    assert moved.max() > 0.9 * eps  # the attack used the budget
+    assert out["square"].sum() < (predict(natural_linear, x) == y).sum()  # and broke some points

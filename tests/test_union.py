@@ -1,0 +1,111 @@
+"""``advlib.union``: the union leaderboard from per-example masks, checked on hand-made records whose union is known
+by hand, and on the committed records."""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+import torch
+
+from advlib import discovery, union
+from advlib.records import pack_mask
+from advlib.specs import EPS, L2_LITERATURE_EPS
+
+
+def record(rows: dict[str, list[int]], extended: dict[str, list[int]] | None = None, *, cell: str = "madry-mix",
+           profile: str = "synthetic") -> dict:
+    """A record whose row r is correct exactly where ``rows[r]`` (or ``extended[r]``, in the extended block) is 1."""
+    n = len(next(iter(rows.values())))
+    packed = lambda found: {k: pack_mask(torch.tensor(v, dtype=torch.bool)) for k, v in found.items()}  # noqa: E731
+    rec = {"cell": cell, "profile": profile, "n_test": n, "masks": packed(rows)}
+    if extended is not None:
+        rec["extended"] = {"masks": packed(extended)}
+    return rec
+
+
+#: Six test images; ℓ∞ attacks break image 4 (PGD) and 5 (AutoAttack), ℓ2 attacks break 2 (S-O) and 3 (AutoAttack);
+#: image 1 is misclassified clean. By hand: natural 5/6, ℓ∞ 3/6, ℓ2 3/6, union 1/6 (only image 0 survives all).
+ALL = 1, 1, 1, 1, 1, 1
+HAND = record({"Natural": [1, 0, 1, 1, 1, 1], "PGD-linf": [1, 0, 1, 1, 0, 1], "SO-linf": list(ALL),
+               "PGD-l2": list(ALL), "SO-l2": list(ALL)},
+              {"AA-linf": [1, 1, 1, 1, 1, 0], "PGD-l2@2": list(ALL), "SO-l2@2": [1, 1, 0, 1, 1, 1],
+               "AA-l2@2": [1, 1, 1, 0, 1, 1], "AA-l2": list(ALL)})
+
+
+def test_union_is_the_per_example_worst_case_strictly_below_both_norms():
+    row = union.model_row(HAND, union.threat(L2_LITERATURE_EPS))
+    assert row["natural"] == pytest.approx(100 * 5 / 6)
+    assert row["ℓ∞"] == pytest.approx(100 * 3 / 6) and row["ℓ2"] == pytest.approx(100 * 3 / 6)
+    assert row["union"] == pytest.approx(100 * 1 / 6)
+    assert row["union"] < min(row["ℓ∞"], row["ℓ2"]), "here no norm's failures cover the other's"
+    assert row["attacks"] == "PGD+S-O+AA" and row["flags"] == ""
+
+
+def test_each_radius_reads_its_own_l2_rows():
+    row = union.model_row(HAND, union.threat(EPS["l2"]))  # ℓ2 ε 4: PGD-l2, SO-l2, AA-l2 all keep every image
+    assert row["ℓ2"] == pytest.approx(100 * 5 / 6) and row["union"] == pytest.approx(100 * 3 / 6)
+    assert row["ℓ2 ε"] == EPS["l2"]
+
+
+def test_a_record_without_autoattack_is_shown_with_what_it_has_and_flagged():
+    no_aa = record({"Natural": [1, 1, 1, 1], "PGD-linf": [1, 1, 0, 1], "SO-linf": [1, 0, 1, 1],
+                    "PGD-l2": [1, 1, 1, 0], "SO-l2": [1, 1, 1, 1]})
+    row = union.model_row(no_aa, union.threat(EPS["l2"]))
+    assert row["union"] == pytest.approx(25.0) and row["attacks"] == "PGD+S-O"
+    assert "no AutoAttack" in row["flags"]
+    at_two = union.model_row(no_aa, union.threat(L2_LITERATURE_EPS))  # no ℓ2 ε 2 rows at all: no union, flagged
+    assert math.isnan(at_two["ℓ2"]) and math.isnan(at_two["union"]) and at_two["ℓ∞"] == pytest.approx(50.0)
+    assert "no ℓ2 ε 2 rows" in at_two["flags"] and at_two["attacks"] == "ℓ∞ PGD+S-O; ℓ2 none"
+    board = union.leaderboard(L2_LITERATURE_EPS, {"hand (a)": HAND, "no-aa (b)": no_aa}, literature=False)
+    assert list(board.index) == ["hand (a)", "no-aa (b)"], "a model without the rows is kept, ranked last"
+    assert list(board["source"]) == ["a", "b"]
+
+
+def test_leaderboard_ranks_by_union_and_appends_the_cited_rows_only_at_their_radius():
+    low = record({"Natural": list(ALL), "PGD-linf": [0] * 6, "SO-linf": list(ALL), "PGD-l2": list(ALL),
+                  "SO-l2": list(ALL)}, {"AA-linf": list(ALL), "PGD-l2@2": list(ALL), "SO-l2@2": list(ALL),
+                                        "AA-l2@2": list(ALL), "AA-l2": list(ALL)})
+    board = union.leaderboard(L2_LITERATURE_EPS, {"low (x)": low, "hand (x)": HAND})
+    ours = board[board["kind"] == "ours"]
+    assert list(ours.index) == ["hand (x)", "low (x)"]
+    cited = board[board["kind"] == "literature"]
+    assert len(cited) == 5 and (cited["n"] == 1000).all() and cited["flags"].str.contains("not AutoAttack").all()
+    assert (cited["ℓ2 ε"] == 1.5).all(), "published rows keep the radius their source labels them with"
+    assert board["union"].dropna().is_monotonic_decreasing
+    assert (union.leaderboard(EPS["l2"], {"hand (x)": HAND})["kind"] == "ours").all()
+    assert union.best(board).name == "hand (x)"
+
+
+@pytest.mark.parametrize("bad", [3.0, "2.0", True, None])
+def test_an_unknown_radius_is_a_value_error_naming_it_and_the_choices(bad):
+    with pytest.raises(ValueError, match=rf"{bad!r}.*{L2_LITERATURE_EPS}.*{EPS['l2']}"):
+        union.leaderboard(bad, {"hand (x)": HAND})
+
+
+def test_a_missing_folder_is_a_value_error_listing_the_folders(tmp_path):
+    (tmp_path / "large").mkdir()
+    with pytest.raises(ValueError, match=r"nope.*large"):
+        union.collect(("nope",), tmp_path)
+    assert union.collect(None, tmp_path) == {}
+
+
+def test_a_record_without_a_natural_mask_is_a_value_error():
+    with pytest.raises(ValueError, match="Natural"):
+        union.model_row(record({"PGD-linf": [1, 0]}), union.threat(EPS["l2"]))
+
+
+def test_committed_records_rank_large_madry_mix_with_union_below_its_weakest_norm():
+    board = union.leaderboard(L2_LITERATURE_EPS)
+    row = board.loc["madry-mix (large)"]
+    assert row["n"] >= 1000 and row["attacks"] == "PGD+S-O+AA" and row["flags"] == ""
+    assert 0 < row["union"] <= min(row["ℓ∞"], row["ℓ2"]) + 1e-9
+    # the same number as the extended block's own derived row (advlib.extended.derived_rows)
+    from advlib import extended
+    rec = discovery.folder_records("large")["madry-mix"]
+    assert row["union"] == pytest.approx(100 * extended.row_accuracies(rec)["Union@2"])
+    paper = union.leaderboard(EPS["l2"])
+    above = paper["ℓ2"] > paper["ℓ2 bound"] + 50 / paper["n"]  # the data's bound, compared at each row's own n
+    assert (above == paper["flags"].str.contains("above the data's bound")).all()
+    assert paper["ℓ2 bound"].notna().all()
+    assert isinstance(union.best(board), pd.Series)
