@@ -11,7 +11,9 @@
 Threat model: white box, untargeted, x ∈ [0,1]^{N×1×28×28}, perturbation ‖δ‖ ≤ ε in ℓ2 or ℓ∞.
 Every attack returns a detached ``x_adv`` inside the ε-ball and [0,1], leaves its inputs untouched,
 runs the model frozen (eval mode, no parameter gradients) and restores it, and is deterministic given a
-``torch.Generator`` on the inputs' device. Inputs are processed in chunks of ``batch_size`` examples.
+``torch.Generator`` on the inputs' device. Inputs are processed in chunks of ``batch_size`` examples (S-O: of
+``batch_size // samples``), S-O's Gaussian draws in passes of ``draws_per_pass``; on a CPU the first attack also
+applies ``runtime.tune_allocator`` to the process.
 """
 from __future__ import annotations
 
@@ -20,13 +22,14 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from advlib import _checks, graphs, lp
+from advlib import _checks, graphs, lp, runtime
 from advlib.context import frozen
 from advlib.gradients import LossFn, input_gradient, per_example_loss, smoothed_gradient
 from advlib.specs import LOSSES, AttackSpec
 
-__all__ = ["LossFn", "Trace", "Traced", "ascend", "default_batch_size", "fgsm", "input_gradient", "per_example_loss",
-           "pgd", "run_attack", "second_order", "smoothed_gradient", "start_point", "traced_attack"]
+__all__ = ["CPU_PASS_IMAGES", "LossFn", "Trace", "Traced", "ascend", "default_batch_size", "draws_per_pass", "fgsm",
+           "input_gradient", "per_example_loss", "pgd", "run_attack", "second_order", "smoothed_gradient",
+           "start_point", "traced_attack"]
 
 
 @dataclass
@@ -48,6 +51,26 @@ class Traced:
 def default_batch_size(device: torch.device) -> int:
     """Chunk size for attacks: the whole 10k test set on a GPU, 500 examples on a CPU."""
     return 10_000 if device.type == "cuda" else 500
+
+
+#: The most images S-O puts through the model in one forward/backward on a CPU (the authors' own batch is 200).
+#: Bigger batches gain nothing on a CPU and allocate activation buffers of tens of MB per call (SmallCNN: ~87 kB
+#: per image for its first conv's output alone).
+CPU_PASS_IMAGES = 256
+
+
+def draws_per_pass(device: torch.device, examples: int, samples: int) -> int:
+    """How many of S-O's ``samples`` Gaussian draws of a chunk of ``examples`` images one forward/backward takes.
+
+    On a GPU all of them (one big batch); on a CPU the fewest passes that keep each within ``CPU_PASS_IMAGES``
+    images (at least one draw per pass), with the draws spread evenly over them. It changes only how the draws are
+    batched, not which draws are made (``smoothed_gradient``'s ``draws``).
+    """
+    if device.type != "cpu":
+        return samples
+    most = min(samples, max(1, CPU_PASS_IMAGES // examples))
+    passes = -(-samples // most)
+    return -(-samples // passes)  # ≤ most
 
 
 def start_point(x: Tensor, norm: str, eps: float, *, random_start: bool, x_init: Tensor | None = None,
@@ -74,6 +97,7 @@ def ascend(model: nn.Module, x: Tensor, target: Tensor, spec: AttackSpec, *, los
     Returns x_adv and, if ``tracing``, the ``[steps+1, 2]`` sums of ‖∇ₓL‖₂ and L over the chunk per iterate (the
     last one at the returned point)."""
     x_adv, sums = start, []
+    draws = draws_per_pass(x.device, x.shape[0], spec.samples)
     for t in range(spec.steps + 1):
         if t == spec.steps and spec.clamp == "end":
             x_adv = lp.clamp_unit(x_adv)  # the authors' one clamp, after the last step (L90)
@@ -86,7 +110,7 @@ def ascend(model: nn.Module, x: Tensor, target: Tensor, spec: AttackSpec, *, los
             g = g_here
         else:
             g = smoothed_gradient(model, x_adv, target, sigma=spec.sigma, samples=spec.samples, loss=loss,
-                                  generator=generator)
+                                  generator=generator, draws=draws)
         if spec.clamp == "end":  # back onto the ball only, no [0,1] clamp (L81-89)
             stepped = x_adv + spec.step_size * lp.steepest_ascent(g, spec.step_norm)
             x_adv = x + lp.project(stepped - x, spec.norm, spec.eps)
@@ -122,6 +146,8 @@ def _run(spec: AttackSpec, model: nn.Module, x: Tensor, target: Tensor, *, gener
     chunk = max(1, chunk // spec.samples) if spec.sigma > 0 else chunk
     graphed = (replay and spec.sigma == 0 and spec.step_norm == spec.norm and spec.clamp == "step" and not tracing
                and graphs.enabled(x.device))
+    if x.device.type == "cpu":
+        runtime.tune_allocator()  # once per process: a user's own script gets the fast path too
     outputs, sums = [], []
     with frozen(model):
         for i in range(0, x.shape[0], chunk):
@@ -158,7 +184,8 @@ def run_attack(spec: AttackSpec, model: nn.Module, x: Tensor, target: Tensor, *,
     on one example): for callers that checked their data once (the training loop, ``pgd``). ``replay`` replays
     fixed-shape PGD (σ = 0) from a recorded CUDA graph on a GPU (``advlib.graphs``; same numbers as eager up to
     summation order; PGD steps clamped every step only: other specs run eagerly); it changes nothing on a CPU.
-    Whatever ``spec.clamp``, x_adv lies in the ε-ball and [0,1].
+    Whatever ``spec.clamp``, x_adv lies in the ε-ball and [0,1]. On a CPU the first call tunes glibc's allocator for
+    the whole process (``runtime.tune_allocator``).
     """
     return _run(spec, model, x, target, generator=generator, loss=loss, start=start, batch_size=batch_size,
                 validate=validate, replay=replay, tracing=False)[0]

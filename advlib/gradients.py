@@ -42,16 +42,32 @@ def input_gradient(model: nn.Module, x: Tensor, target: Tensor, loss: str | Loss
 
 def smoothed_gradient(
     model: nn.Module, x: Tensor, target: Tensor, *, sigma: float, samples: int,
-    loss: str | LossFn = "ce", generator: torch.Generator | None = None,
+    loss: str | LossFn = "ce", generator: torch.Generator | None = None, draws: int | None = None,
 ) -> Tensor:
     """E_ξ[∇ₓL(x + σξ)], ξ ~ N(0, I), estimated with ``samples`` fresh draws per example (paper eq. 4).
 
     The noisy points are not clipped to [0,1], as in the authors' code. σ = 0 gives the plain gradient.
+    ``draws``: how many draws (of all N examples) go through the model per forward/backward, default all of them
+    at once. The noise is one ``randn`` over all draws whatever ``draws`` is, so a generator gives the same noisy
+    points and the same average up to floating-point summation order.
     """
     _checks.images(x, pixels=False)
     if sigma == 0:
         return input_gradient(model, x, target, loss)[0]
-    noisy = x.repeat(samples, *([1] * (x.ndim - 1)))
-    noisy = noisy + sigma * torch.randn(noisy.shape, generator=generator, device=x.device, dtype=x.dtype)
-    grad = input_gradient(model, noisy, target.repeat(samples, *([1] * (target.ndim - 1))), loss)[0]
-    return grad.view(samples, *x.shape).mean(0)
+    draws = samples if draws is None else _checks.count("draws", draws, minimum=1)
+    noise = torch.randn((samples * x.shape[0], *x.shape[1:]), generator=generator, device=x.device, dtype=x.dtype)
+    noise = noise.view(samples, *x.shape)
+    if draws >= samples:
+        return _draw_gradients(model, x, target, sigma * noise, loss).mean(0)
+    grads = torch.empty_like(noise)
+    for k in range(0, samples, draws):
+        grads[k:k + draws] = _draw_gradients(model, x, target, sigma * noise[k:k + draws], loss)
+    return grads.mean(0)
+
+
+def _draw_gradients(model: nn.Module, x: Tensor, target: Tensor, scaled_noise: Tensor, loss: str | LossFn) -> Tensor:
+    """∇ₓL at x + each draw of ``scaled_noise`` (``[d, *x.shape]``), in one forward/backward: ``[d, *x.shape]``."""
+    d = scaled_noise.shape[0]
+    noisy = (x + scaled_noise).flatten(0, 1)
+    grad = input_gradient(model, noisy, target.repeat(d, *([1] * (target.ndim - 1))), loss)[0]
+    return grad.reshape(d, *x.shape)

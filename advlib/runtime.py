@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 log = logging.getLogger("advlib")
-_TUNED = False
+_TUNED: bool | None = None  # None: not tried yet
 
 
 def default_device() -> torch.device:
@@ -21,11 +21,12 @@ def tune_allocator() -> bool:
     """Stop glibc from mapping and unmapping big activation buffers on every call (CPU only).
 
     Same effect as ``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_`` set before start-up; measured
-    10-25 % faster attacks on the 2-core CPU machine. Returns whether it took effect.
+    10-25 % faster attacks on the 2-core CPU machine. Tried once per process (``run_attack`` calls it on a CPU);
+    returns whether it took effect.
     """
     global _TUNED
-    if _TUNED:
-        return True
+    if _TUNED is not None:
+        return _TUNED
     try:
         libc = ctypes.CDLL("libc.so.6")
         _TUNED = bool(libc.mallopt(-3, 1 << 30)) and bool(libc.mallopt(-1, (1 << 31) - 1))

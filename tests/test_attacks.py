@@ -171,6 +171,60 @@ def test_default_chunking_covers_large_batches(make_model, mnist_batch):
     torch.testing.assert_close(x_adv[512:520], x_adv[:8], rtol=0, atol=1e-6)
 
 
+def test_draws_per_pass_batches_all_draws_on_a_gpu_and_moderate_passes_on_a_cpu():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert attacks.draws_per_pass(cuda, 500, 20) == 20  # one big batch
+    assert attacks.draws_per_pass(cpu, 25, 20) == 10  # the default CPU chunk: two passes of 250 images
+    assert attacks.draws_per_pass(cpu, 200, 20) == 1  # one draw per pass, the authors' shape
+    assert attacks.draws_per_pass(cpu, 10_000, 3) == 1  # at least one draw, however many examples
+    assert attacks.draws_per_pass(cpu, 1, 1) == 1
+    for examples in (1, 7, 12, 25, 64, 256, 257, 500):
+        for samples in (1, 2, 3, 19, 20, 100):
+            d = attacks.draws_per_pass(cpu, examples, samples)
+            assert 1 <= d <= samples
+            assert d * examples <= attacks.CPU_PASS_IMAGES or d == 1
+            passes = -(-samples // d)
+            assert passes == 1 or (passes - 1) * d < samples  # no empty pass; draws spread evenly
+
+
+def test_smoothed_gradient_in_passes_makes_the_draws_of_one_batch(tiny_model, batch, make_generator):
+    """The draws are the old all-at-once estimator's (x repeated, one randn); passes change only summation order."""
+    x, y = batch
+    sigma, samples = 0.3, 7
+    noisy = x.repeat(samples, 1, 1, 1)
+    noisy = noisy + sigma * torch.randn(noisy.shape, generator=make_generator(3))
+    old = attacks.input_gradient(tiny_model, noisy, y.repeat(samples))[0].view(samples, *x.shape).mean(0)
+    whole = attacks.smoothed_gradient(tiny_model, x, y, sigma=sigma, samples=samples, generator=make_generator(3))
+    assert torch.equal(whole, old)
+    for draws in (1, 2, 3, 6, 7, 50):  # 7 = 3 + 3 + 1 with draws=3
+        new = attacks.smoothed_gradient(tiny_model, x, y, sigma=sigma, samples=samples, generator=make_generator(3),
+                                        draws=draws)
+        torch.testing.assert_close(new, old, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("norm", NORMS)
+def test_second_order_in_passes_matches_all_draws_at_once(norm, monkeypatch, make_model, batch, make_generator):
+    model = make_model("cnn").eval()
+    x, y = batch
+    spec = AttackSpec.so(norm, eps=EPS[norm], steps=6, samples=5)
+    monkeypatch.setattr(attacks, "CPU_PASS_IMAGES", 10**9)  # every draw in one forward/backward (a GPU's choice)
+    whole = run_attack(spec, model, x, y, generator=make_generator(5))
+    monkeypatch.setattr(attacks, "CPU_PASS_IMAGES", 1)  # one draw per forward/backward
+    passes = run_attack(spec, model, x, y, generator=make_generator(5))
+    assert (passes - whole).abs().max() < 1e-5
+    with torch.no_grad():
+        assert torch.equal(model(passes).argmax(1), model(whole).argmax(1))
+    assert not torch.equal(run_attack(spec, model, x, y, generator=make_generator(6)), whole)  # the draws matter
+
+
+def test_run_attack_tunes_the_allocator_once_on_a_cpu(monkeypatch, make_model, batch):
+    calls = []
+    monkeypatch.setattr(attacks.runtime, "tune_allocator", lambda: calls.append(1) or True)
+    x, y = batch
+    run_attack(AttackSpec.fgsm("linf", eps=0.1), make_model("linear"), x, y)
+    assert calls == [1]
+
+
 @pytest.mark.parametrize("norm", NORMS)
 def test_zero_steps_and_an_explicit_start(norm, make_model, batch, generator):
     model = make_model("linear")

@@ -25,3 +25,26 @@ def test_autocast_wrapper_returns_float32_logits():
     model = torch.nn.Linear(4, 3)
     out = runtime.Autocast(model)(torch.rand(2, 4))
     assert out.dtype == torch.float32 and out.shape == (2, 3)
+
+
+def test_tune_allocator_is_tried_once_per_process(monkeypatch):
+    calls = []
+
+    class Libc:
+        def mallopt(self, param: int, value: int) -> int:
+            calls.append((param, value))
+            return 1
+
+    monkeypatch.setattr(runtime, "_TUNED", None)
+    monkeypatch.setattr(runtime.ctypes, "CDLL", lambda name: Libc())
+    assert runtime.tune_allocator() and runtime.tune_allocator()
+    assert calls == [(-3, 1 << 30), (-1, (1 << 31) - 1)]  # M_MMAP_THRESHOLD, M_TRIM_THRESHOLD, once
+
+    def not_glibc(name: str):
+        calls.append(name)
+        raise OSError(name)
+
+    monkeypatch.setattr(runtime, "_TUNED", None)
+    monkeypatch.setattr(runtime.ctypes, "CDLL", not_glibc)
+    assert not runtime.tune_allocator() and not runtime.tune_allocator()
+    assert calls[2:] == ["libc.so.6"]  # a failure is not retried on every attack
