@@ -82,12 +82,28 @@ def _variant_moves_it(name: str) -> Callable[[dict, Path], bool]:
     return explains
 
 
+def _is_seed(variant: str) -> bool:
+    """Whether ``variant`` only changes the seed (medium-seed1, …): noise, not an intervention."""
+    return variant.split("-")[-1].startswith("seed")
+
+
+def _variant_row(name: str, cell: str, attack: str, root: Path) -> tuple[float, float] | None:
+    """Variant ``name``'s accuracy (%) in ``cell`` and ``attack`` and its base profile's model's, or None where the
+    variant does not train the cell or has no record of it."""
+    from advlib import variants
+    if cell not in variants.get(name).cells:
+        return None
+    found = variants.comparison(name, root)
+    hit = found[(found["cell"] == cell) & (found["row"] == attack)]
+    return None if hit.empty else (float(hit["variant"].iloc[0]), float(hit["base"].iloc[0]))
+
+
 def seed_spread(root: str | Path | None = None) -> pd.Series:
     """|seed variant − base| (points) per cell and row of the seed variants (``advlib.variants``, medium-seed*):
     how far a cell moves when only the training seed changes. Empty without their records."""
     from advlib import variants
     root = Path(root) if root is not None else discovery.results_root()
-    found = [variants.comparison(v, root) for v in variants.VARIANTS if v.split("-")[-1].startswith("seed")]
+    found = [variants.comparison(v, root) for v in variants.VARIANTS if _is_seed(v)]
     found = [f for f in found if not f.empty]
     if not found:
         return pd.Series(dtype=float)
@@ -107,15 +123,12 @@ def _variant_shift_moves_it(name: str) -> Callable[[dict, Path], bool]:
     seed-to-seed move measured (``_noise``): the intervention's measured effect accounts for the gap, measured on a
     weaker model than the row's."""
     def explains(row: dict, root: Path) -> bool:
-        from advlib import variants
-        if row["cell"] not in variants.get(name).cells:
+        found = _variant_row(name, row["cell"], row["attack"], root)
+        if found is None:
             return False
-        found = variants.comparison(name, root)
-        hit = found[(found["cell"] == row["cell"]) & (found["row"] == row["attack"])]
-        if hit.empty:
-            return False
-        shift = float(hit["variant"].iloc[0] - hit["base"].iloc[0])
-        return abs(shift) > _noise(root) and abs(row["ours"] + shift - row["paper"]) <= THRESHOLD
+        shift = found[0] - found[1]
+        lands = abs(row["ours"] + shift - row["paper"]) <= THRESHOLD
+        return lands and abs(shift) > THRESHOLD and abs(shift) > _noise(root)  # the seed records last: only if needed
     return explains
 
 
@@ -293,14 +306,10 @@ def attempts(frame: pd.DataFrame, root: str | Path | None = None) -> pd.DataFram
     rows = []
     for r in frame[~frame["explained"]].itertuples():
         for v in variants.VARIANTS.values():
-            if r.cell not in v.cells or v.name.split("-")[-1].startswith("seed"):
-                continue
-            found = variants.comparison(v.name, root)
-            hit = found[(found["cell"] == r.cell) & (found["row"] == r.attack)]
-            if not hit.empty:
+            found = None if _is_seed(v.name) else _variant_row(v.name, r.cell, r.attack, root)
+            if found is not None:
                 rows.append({"cell": r.cell, "attack": r.attack, "variant": v.name, "change": v.change,
-                             "variant (%)": hit["variant"].iloc[0], "base (%)": hit["base"].iloc[0],
-                             "ours (%)": r.ours, "paper (%)": r.paper})
+                             "variant (%)": found[0], "base (%)": found[1], "ours (%)": r.ours, "paper (%)": r.paper})
     return pd.DataFrame(rows, columns=["cell", "attack", "variant", "change", "variant (%)", "base (%)", "ours (%)",
                                        "paper (%)"])
 

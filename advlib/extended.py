@@ -264,9 +264,7 @@ def derived_rows(record: dict) -> dict[str, Tensor]:
     """Per-example worst cases from a record's masks (``record["extended"]`` if present): "Worst-l2" (clean ∧
     PGD ∧ S-O ∧ AutoAttack in ℓ2), "Worst-linf", "Union" (all of them: the norm-agnostic accuracy with AutoAttack),
     and the same at ℓ2 ε = 2.0 ("Worst-l2@2", "Union@2"); only those whose masks all exist."""
-    n = record["n_test"]
-    masks = {k: records.unpack_mask(v, n) for k, v in record["masks"].items()}
-    masks.update({k: records.unpack_mask(v, n) for k, v in record.get("extended", {}).get("masks", {}).items()})
+    masks = records.all_masks(record)
     groups = {"Worst-l2": ("Natural", "PGD-l2", "SO-l2", "AA-l2"),
               "Worst-linf": ("Natural", "PGD-linf", "SO-linf", "AA-linf"),
               "Worst-l2@2": ("Natural", "PGD-l2@2", "SO-l2@2", "AA-l2@2")}

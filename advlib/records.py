@@ -49,6 +49,13 @@ def unpack_mask(text: str, n: int) -> Tensor:
     return torch.from_numpy(bits.astype(bool))
 
 
+def all_masks(record: dict) -> dict[str, Tensor]:
+    """Every per-example mask of ``record``, its rows' and its extended block's, unpacked."""
+    n = record["n_test"]
+    packed = {**record.get("masks", {}), **record.get("extended", {}).get("masks", {})}
+    return {name: unpack_mask(text, n) for name, text in packed.items()}
+
+
 def _digest(record: dict) -> str:
     body = {k: v for k, v in record.items() if k != "digest"}
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()

@@ -21,6 +21,7 @@ import pandas as pd
 import torch
 
 from advlib import bounds, discovery, records
+from advlib.formatting import percent
 from advlib.protocols import NORM_LABELS
 from advlib.specs import EPS, L2_LITERATURE_EPS
 
@@ -68,13 +69,6 @@ def threat(l2_eps: float) -> ThreatModel:
     return THREATS[float(l2_eps)]
 
 
-def record_masks(record: dict) -> dict[str, torch.Tensor]:
-    """Every per-example mask of ``record`` (its rows and its extended block's), unpacked."""
-    n = record["n_test"]
-    packed = {**record.get("masks", {}), **record.get("extended", {}).get("masks", {})}
-    return {name: records.unpack_mask(text, n) for name, text in packed.items()}
-
-
 def _bound(norm: str, eps: float, n: int, path: Path | None) -> float:
     """The data's bound (a fraction) at this radius for the first ``n`` test images; NaN where none is computed."""
     if not (path if path is not None else bounds.default_path()).is_file():
@@ -104,14 +98,14 @@ def _flags(masks: dict[str, torch.Tensor], model: ThreatModel, used: dict[str, l
 
 
 def _percent(mask: torch.Tensor | None) -> float:
-    return 100 * mask.float().mean().item() if mask is not None else math.nan
+    return percent(mask) if mask is not None else math.nan
 
 
 def model_row(record: dict, model: ThreatModel, *, bounds_path: Path | None = None) -> dict:
     """One leaderboard row (accuracies in %) for ``record`` under ``model``: natural, each norm's worst case
     (clean ∧ every attack row of that norm the record holds), the union over both (NaN if a norm has no row), the
     data's bound on the ℓ2 accuracy for the record's n, the attacks used and flags for what is missing."""
-    masks, n = record_masks(record), record["n_test"]
+    masks, n = records.all_masks(record), record["n_test"]
     if "Natural" not in masks:
         raise ValueError(f"record {record.get('cell')!r} has no 'Natural' mask; masks: {', '.join(sorted(masks))}")
     used = {norm: [r for r in rows if r in masks] for norm, rows in model.rows.items()}

@@ -64,8 +64,8 @@ def _l2_short_steps(base: Profile) -> Variant:
         "script declares as its default (issue 22, item 3). REPRO CHOICE: the variant keeps the profile's few "
         f"training steps and matches the reach of 40 such steps ({SHORT_REACH:g}); training at 40 steps would cost "
         "7× more. The Mix cells alternate with the same short ℓ2 examples: if the paper's Mix did too, its ℓ2 half "
-        "barely perturbed and the model should behave like an ℓ∞-trained one (its ℓ∞ cells, 81-84 %, are our' "
-        "largest Mix deficit).",
+        "barely perturbed and the model should behave like an ℓ∞-trained one (its ℓ∞ cells, 81-84 %, are where our "
+        "Mix falls furthest short).",
         {f"PGD-l2 step {SHORT_STEP:g}": short})
 
 

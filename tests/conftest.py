@@ -251,3 +251,14 @@ def tiny_profile(name: str, seed: int):
         defenses={**QUICK.defenses, "madry": TrainSpec(epochs=1, batch_size=20)},
         evaluation={"PGD-l2": AttackSpec.pgd("l2", steps=2), "PGD-linf": AttackSpec.pgd("linf", steps=2),
                     "SO-l2": AttackSpec.so("l2", steps=2, samples=2), "SO-linf": AttackSpec.so("linf", steps=2, samples=2)})
+
+
+def random_cases(seed: int, shape: tuple[int, ...], eps_low: float = -1.5):
+    """δ of widely varying per-example scales (some far outside, some inside the ball) and a radius ε in
+    [10^eps_low, 10^(eps_low + 2)] (default ~0.03 .. 3; the ℓ1 tests ~0.3 .. 30), with the generator."""
+    gen = torch.Generator().manual_seed(seed)
+    delta = torch.randn(shape, generator=gen)
+    scales = 10 ** (4 * torch.rand(shape[0], generator=gen) - 2)  # 1e-2 .. 1e2
+    delta = delta * scales.view(-1, *([1] * (len(shape) - 1)))
+    eps = float(10 ** (2 * torch.rand(1, generator=gen).item() + eps_low))
+    return delta, eps, gen

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from advlib import lp
+from conftest import random_cases
 
 NORMS = ("l2", "linf")
 SHAPES = ((64, 1, 28, 28), (200, 3), (50, 2, 5, 5), (1, 7))
@@ -31,16 +32,6 @@ def assert_close(actual: torch.Tensor, expected: torch.Tensor, rtol: float, atol
     err = (actual.double() - expected.double()).abs()
     bound = atol + rtol * expected.double().abs()
     assert (err <= bound).all(), f"max excess {(err - bound).max().item():.3g}"
-
-
-def random_cases(seed: int, shape: tuple[int, ...]):
-    """δ of widely varying per-example scales (some far outside, some inside the ball) and a radius ε."""
-    gen = torch.Generator().manual_seed(seed)
-    delta = torch.randn(shape, generator=gen)
-    scales = 10 ** (4 * torch.rand(shape[0], generator=gen) - 2)  # 1e-2 .. 1e2
-    delta = delta * scales.view(-1, *([1] * (len(shape) - 1)))
-    eps = float(10 ** (2 * torch.rand(1, generator=gen).item() - 1.5))  # ~0.03 .. 3
-    return delta, eps, gen
 
 
 @pytest.mark.parametrize("norm", NORMS)
