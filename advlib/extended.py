@@ -67,21 +67,23 @@ SETTINGS = ("pgd_steps", "so_steps", "so_samples", "radii", "so_every", "large_r
 BASE_ROWS = ("PGD-l2", "PGD-linf", "SO-l2", "SO-linf")
 
 
-def extended_dependencies(config: dict, evaluation: dict, test_fingerprint: str, seed: int) -> dict:
+def extended_dependencies(config: dict, evaluation: dict, test_fingerprint: str, seed: int,
+                          search: str = "fp32") -> dict:
     """What an extended block depends on (besides its model): its rows' specs and settings (``config``, an
     ``ExtendedSpec.config()`` or one stored in a block; fields at their default left out), the record's rows it
     builds on (``BASE_ROWS`` of ``evaluation``: name → spec; a row added to a profile changes no block), the test
-    examples and the seed."""
+    examples, the seed, and AutoAttack's search precision where it is not fp32 (``runtime.search_precision``)."""
     settings = identity.without_defaults({k: config[k] for k in SETTINGS}, ExtendedSpec)
+    search_dep = {"autoattack_search": search} if search != "fp32" else {}  # fp32, the default, is in no key
     return {"rows": {k: identity.spec_config(v) for k, v in config["rows"].items()}, **settings,
             "base": {k: identity.spec_config(evaluation[k]) for k in BASE_ROWS}, "data": test_fingerprint,
-            "seed": seed, "version": identity.ATTACK_VERSION}
+            "seed": seed, "version": identity.ATTACK_VERSION, **search_dep}
 
 
 def expected_identity(profile: Profile, record: dict) -> dict:
     """The identity (``key``, ``depends``) the extended block of ``record`` has under ``profile``'s code now."""
     deps = extended_dependencies(extended_spec(profile).config(), profile.config()["evaluation"],
-                                 record["data"]["test"]["fingerprint"], profile.seed)
+                                 record["data"]["test"]["fingerprint"], profile.seed, runtime.search_precision())
     return {"key": identity.key(deps), "depends": deps}
 
 
@@ -349,8 +351,8 @@ def extend(model: nn.Module, x: Tensor, y: Tensor, profile: Profile, record: dic
         "cascades": {k: {a: float(m.float().mean()) for a, m in c.items()} for k, c in cascades.items()},
         "curves": curve, "diagnostics": diagnostics,
         "wall_time": {**seconds, "total": time.perf_counter() - start},
-        "device": runtime.device_name(x.device), "git_revision": revision,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "device": runtime.device_name(x.device), "autoattack_search": runtime.search_precision(),
+        "git_revision": revision, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     return {**record, "extended": block}
 

@@ -113,6 +113,8 @@ def model_dependencies(config: dict, cell: str, train_fingerprint: str) -> dict:
     spec = defense_spec(config, defense)
     deps.update(defense=defense, norm=norm, train=train_config(spec),
                 attacks={n: spec_config(config["train_attack"][n]) for n in _norms(norm)})
+    if config.get("start"):  # fine-tuned from a kept model, by name (advlib.kept checks its file's sha256)
+        deps["start"] = config["start"]
     if spec.get("static_models"):
         deps["static"] = train_config(config["static"])
     return deps

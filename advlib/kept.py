@@ -85,10 +85,15 @@ def keep(record_path: str | Path, root: str | Path | None = None, *, quiet: bool
 
 def load(profile: str, cell: str, root: str | Path | None = None, device: str | torch.device = "cpu") -> nn.Module:
     """The kept model ``<profile>-<cell>``, checked against its document (``ValueError`` if missing or altered)."""
-    path = folder(root) / f"{name(profile, cell)}.pt"
+    return load_named(name(profile, cell), root, device)
+
+
+def load_named(stem: str, root: str | Path | None = None, device: str | torch.device = "cpu") -> nn.Module:
+    """The kept model named ``stem`` (e.g. ``"medium-madry-linf"``), checked against its document."""
+    path = folder(root) / f"{stem}.pt"
     if not path.is_file():
         found = sorted(p.stem for p in folder(root).glob("*.pt")) if folder(root).is_dir() else []
-        raise ValueError(f"no kept model {name(profile, cell)!r}; kept: {', '.join(found) or 'none'}")
+        raise ValueError(f"no kept model {stem!r}; kept: {', '.join(found) or 'none'}")
     doc = records.read_document(path.with_suffix(".json"), KIND)
     if sha256(path) != doc["sha256"]:
         raise ValueError(f"{path} does not match its document {path.with_suffix('.json')} (sha256)")

@@ -37,6 +37,11 @@ ROWS = ("Natural", "PGD-l2", "PGD-linf", "SO-l2", "SO-linf")
 NORM_LABELS = {"l2": "ℓ2", "linf": "ℓ∞", "mix": "Mix"}
 
 
+#: The labels a training attack may ascend: the true ones, or the model's own predictions (ATDA's official code,
+#: ``attack_utils.py:L18-22``: no label leaking, Kurakin et al. 2017).
+ATTACK_LABELS = ("true", "predicted")
+
+
 @dataclass(frozen=True)
 class TrainSpec:
     """How one model is trained: optimiser, schedule, batch, and defense-specific knobs."""
@@ -53,6 +58,10 @@ class TrainSpec:
     eps_hold: float = 0.0  # ε warm-up: ε = 0 for this fraction of all steps,
     eps_ramp: float = 0.0  # then linear up to the full ε at this fraction (0, 0: no warm-up)
     mix_period: int = 1  # "mix" cells: optimiser steps per norm before switching (1: alternate batches, §9)
+    attack_labels: str = "true"  # ATDA: the labels its training attack ascends, "true" or "predicted" (its code, §4.1)
+
+    def __post_init__(self) -> None:
+        _checks.choice("attack_labels", self.attack_labels, ATTACK_LABELS)
 
 
 @dataclass(frozen=True)
@@ -68,6 +77,7 @@ class Profile:
     evaluation: dict[str, AttackSpec]  # keyed by the rows of Table 1
     init: str = "torch"  # MadryCNN init: "torch" (PyTorch default) or "tf" (Madry's TF init)
     notes: tuple[str, ...] = field(default_factory=tuple)
+    start: str | None = None  # fine-tune from this kept model (``advlib.kept`` name) instead of a fresh ``init``
 
     def config(self) -> dict:
         """The whole profile as plain JSON-able data (stored in every record)."""

@@ -50,9 +50,11 @@ def unpack_mask(text: str, n: int) -> Tensor:
 
 
 def all_masks(record: dict) -> dict[str, Tensor]:
-    """Every per-example mask of ``record``, its rows' and its extended block's, unpacked."""
+    """Every per-example mask of ``record`` (assembled: its own rows, the rows added later, its extended block's),
+    unpacked."""
     n = record["n_test"]
-    packed = {**record.get("masks", {}), **record.get("extended", {}).get("masks", {})}
+    added = {name: row["mask"] for name, row in record.get("added_rows", {}).items()}
+    packed = {**record.get("masks", {}), **added, **record.get("extended", {}).get("masks", {})}
     return {name: unpack_mask(text, n) for name, text in packed.items()}
 
 

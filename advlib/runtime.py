@@ -1,9 +1,12 @@
-"""Small runtime helpers: the default device, a CPU allocator tweak, and the channels_last layout."""
+"""Small runtime helpers: the default device, a CPU allocator tweak, the channels_last layout, the precision of
+AutoAttack's search."""
 from __future__ import annotations
 
+import copy
 import ctypes
 import logging
 import os
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
@@ -39,11 +42,43 @@ def tune_allocator() -> bool:
 #: summation order), each recorded in every result record by ``settings``: the memory format of images and
 #: models in ``reproduce`` (default channels_last) and cuDNN's per-shape algorithm search (default off).
 CHANNELS_LAST_ENV, CUDNN_BENCHMARK_ENV = "ADVLIB_CHANNELS_LAST", "ADVLIB_CUDNN_BENCHMARK"
+#: The precision of AutoAttack's search (its own model calls; ``strong.autoattack``): "fp32" (default) or "bf16".
+#: The verdict is fp32 either way; a bf16 search is faster where the CPU has native bf16 (``native_bf16``) but can
+#: miss adversarial examples, so it is an opt-in switch (benchmarks/aa_speed.py measures both effects).
+SEARCH_PRECISION_ENV = "ADVLIB_SEARCH_PRECISION"
+_PRECISIONS = {"bf16": torch.bfloat16, "fp32": torch.float32}
 
 
 def memory_format() -> torch.memory_format:
     """The memory format ``reproduce`` uses: channels_last unless ``ADVLIB_CHANNELS_LAST=0``."""
     return torch.contiguous_format if os.environ.get(CHANNELS_LAST_ENV, "1") == "0" else torch.channels_last
+
+
+def native_bf16(cpuinfo: str | Path = "/proc/cpuinfo") -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX); False where that cannot be read."""
+    try:
+        flags = Path(cpuinfo).read_text().split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def search_precision() -> str:
+    """``ADVLIB_SEARCH_PRECISION`` ("fp32" or "bf16"; ``ValueError`` otherwise), "fp32" if unset."""
+    chosen = os.environ.get(SEARCH_PRECISION_ENV, "fp32")
+    if chosen not in _PRECISIONS:
+        raise ValueError(f"{SEARCH_PRECISION_ENV}={chosen!r}: choose one of {sorted(_PRECISIONS)}")
+    return chosen
+
+
+def search_model(model: nn.Module, precision: str) -> nn.Module:
+    """``model`` as an attack's search should call it: itself for "fp32"; for "bf16" a channels_last copy under
+    bf16 autocast that returns float32 logits (``model`` is left as it is)."""
+    if precision not in _PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}: choose one of {sorted(_PRECISIONS)}")
+    if precision == "fp32":
+        return model
+    return Autocast(copy.deepcopy(model).to(memory_format=torch.channels_last), _PRECISIONS[precision])
 
 
 def configure(device: torch.device) -> dict:

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, replace
 import torch
 from torch import Tensor, nn
 
-from advlib import _checks, lp
+from advlib import _checks, lp, runtime
 from advlib.attacks import default_batch_size
 from advlib.context import frozen
 from advlib.evaluation import predict
@@ -107,30 +107,51 @@ def _configured(model: nn.Module, spec: AutoAttackSpec, device: torch.device, se
 
 
 def autoattack(model: nn.Module, x: Tensor, y: Tensor, spec: AutoAttackSpec, *, seed: int = 0,
-               batch_size: int | None = None) -> dict[str, Tensor]:
+               batch_size: int | None = None, precision: str | None = None) -> dict[str, Tensor]:
     """Per-example correctness (bool ``[N]``) of ``model`` after each attack of AutoAttack's cascade, by name.
 
     As AutoAttack does, each attack runs only on the points still classified correctly after the ones before
     it, so the last entry is AutoAttack's robust accuracy and each entry shows what that attack added. Every
     adversarial point is re-checked here to lie in the ε-ball and [0,1].
+
+    ``precision``: what AutoAttack's own model calls run in, "fp32" or "bf16" (default
+    ``runtime.search_precision()``: fp32 unless ``ADVLIB_SEARCH_PRECISION`` says otherwise). The verdict is always
+    ``model``'s fp32 prediction on the points AutoAttack returns, so a bf16 search may miss an adversarial example
+    (measured against fp32 by benchmarks/aa_speed.py) but never counts one that fp32 does not confirm.
     """
     _checks.labelled(model, x, y)
     logging.getLogger("auto-attack").setLevel(logging.WARNING)
     size = batch_size or default_batch_size(x.device)
+    precision = precision or runtime.search_precision()
     out: dict[str, Tensor] = {}
     devices = [x.device] if x.device.type == "cuda" else []
     with frozen(model), torch.random.fork_rng(devices=devices):  # AutoAttack seeds torch's global generator
+        searcher = runtime.search_model(model, precision)
         robust = predict(model, x, size) == y
         for name in spec.attacks:
             idx = robust.nonzero().flatten()
             if idx.numel():
-                attack = _configured(model, replace(spec, attacks=(name,)), x.device, seed)
-                x_adv, y_adv = attack.run_standard_evaluation(x[idx], y[idx], batch_size=size)
-                _check_feasible(x_adv, x[idx], spec)
                 robust = robust.clone()
-                robust[idx] = y_adv == y[idx]
+                robust[idx] = _survives(searcher, model, name, spec, x[idx], y[idx], size, seed)
             out[name] = robust
     return out
+
+
+def _survives(searcher: nn.Module, model: nn.Module, name: str, spec: AutoAttackSpec, x: Tensor, y: Tensor,
+              size: int, seed: int) -> Tensor:
+    """Whether each point stays correct under AutoAttack's attack ``name`` searched with ``searcher`` and judged by
+    ``model``. AutoAttack leaves alone the points its model misclassifies clean; where the searcher is not ``model``
+    and ``model`` still classifies such a point correctly, ``model`` itself searches it."""
+    attack = _configured(searcher, replace(spec, attacks=(name,)), x.device, seed)
+    x_adv, y_adv = attack.run_standard_evaluation(x, y, batch_size=size)
+    _check_feasible(x_adv, x, spec)
+    if searcher is model:
+        return y_adv == y
+    correct = predict(model, x_adv, size) == y  # the fp32 verdict on the points found
+    skipped = correct & (predict(searcher, x, size) != y)
+    if skipped.any():
+        correct[skipped] = _survives(model, model, name, spec, x[skipped], y[skipped], size, seed)
+    return correct
 
 
 def _check_feasible(x_adv: Tensor, x: Tensor, spec: AutoAttackSpec) -> None:

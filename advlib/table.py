@@ -292,6 +292,28 @@ def extension_cost(record: dict, sample: dict) -> pd.Series:
                       "extended block, total": block["total"]}, name=f"seconds (n = {sample['n_test']:,})")
 
 
+def search_precision_cost(doc: dict) -> pd.DataFrame:
+    """From ``benchmarks/aa_speed.py``'s output: per row and attack of AutoAttack's cascade (then the row's total),
+    seconds with an fp32 and with a bf16 search on the same images, and the speed-up."""
+    out = {}
+    for row, r in doc["rows"].items():
+        for attack in r["seconds"]["fp32"]:
+            out[(row, attack)] = {p: r["seconds"][p][attack] for p in ("fp32", "bf16")}
+        out[(row, "total")] = dict(r["total_seconds"])
+    frame = pd.DataFrame(out).T.rename(columns={"fp32": "fp32 search (s)", "bf16": "bf16 search (s)"})
+    frame["speed-up"] = frame.iloc[:, 0] / frame.iloc[:, 1]
+    return frame
+
+
+def search_precision_check(doc: dict) -> pd.DataFrame:
+    """From ``benchmarks/aa_speed.py``'s output: per row, AutoAttack's robust accuracy (%) with each search (fp32
+    verdict), the difference (points) and the images robust only under the bf16 search (attacks it missed)."""
+    return pd.DataFrame.from_dict({row: {
+        "fp32 search (%)": 100 * r["accuracy"]["fp32"], "bf16 search (%)": 100 * r["accuracy"]["bf16"],
+        "Δ (points)": 100 * (r["accuracy"]["bf16"] - r["accuracy"]["fp32"]),
+        "missed by bf16": r["robust_only_in_bf16"]} for row, r in doc["rows"].items()}, orient="index")
+
+
 def effort_flags(flags: pd.DataFrame) -> tuple[int, int]:
     """(flagged, checked): of the more-effort checks in a ``diagnostics`` frame (more steps, random restarts), how many
     entries are flagged, and how many there are."""

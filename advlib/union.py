@@ -28,8 +28,9 @@ from advlib.specs import EPS, L2_LITERATURE_EPS
 #: The attacks whose per-example masks make a norm's worst case, as named in records, with their display names.
 ATTACKS = {"PGD": "PGD", "SO": "S-O", "AA": "AA"}
 #: Where the leaderboard's records live (folders under ``results/``): Table 1 cells (large, the medium re-run with
-#: the extended block, medium, full), the multi-norm cells (medium), the released TRADES model (large, full attacks).
-FOLDERS = ("large", "medium-h100", "medium", "full", "released-large", "released")
+#: the extended block, medium, full), the multi-norm cells (medium), the released TRADES model (large, full attacks),
+#: the fine-tuned Mix model (variant medium-finetuned, E-AT style).
+FOLDERS = ("large", "medium-h100", "medium", "full", "released-large", "released", "variants/medium-finetuned")
 #: ``source`` of the published rows.
 LITERATURE = "Maini et al. 2020"
 COLUMNS = ["source", "profile", "n", "natural", "ℓ∞", "ℓ2", "ℓ2 ε", "union", "ℓ2 bound", "attacks", "flags", "kind"]
@@ -175,11 +176,15 @@ def leaderboard(l2_eps: float = L2_LITERATURE_EPS, labelled: dict[str, dict] | N
     return frame
 
 
-def best(frame: pd.DataFrame) -> pd.Series:
-    """The top row of ``frame`` among our models (kind "ours") with a union accuracy; ValueError if none has one."""
+def best(frame: pd.DataFrame, *, autoattack: bool = False) -> pd.Series:
+    """The top row of ``frame`` among our models (kind "ours") with a union accuracy, only among those whose record
+    holds AutoAttack in both norms if ``autoattack``; ValueError if none qualifies."""
     ours = frame[(frame["kind"] == "ours") & frame["union"].notna()]
+    if autoattack:
+        ours = ours[~ours["flags"].str.contains("no AutoAttack")]
     if ours.empty:
-        raise ValueError(f"no model of ours with a union accuracy among {len(frame)} rows")
+        raise ValueError(f"no model of ours with a union accuracy{' under AutoAttack' if autoattack else ''} among "
+                         f"{len(frame)} rows")
     return ours.loc[ours["union"].idxmax()]
 
 

@@ -1,11 +1,12 @@
 """Profile variants: Table 1 profiles changed in one respect, to test a cause of a divergence or measure noise.
 
-Each ``Variant`` is a named ``Profile`` derived from a base profile by one change, with the reason for it and the
-cells it runs (issue 22, items 3 and 6). Its records are ordinary records (``python -m advlib reproduce --profile
-<variant>``, ``python -m advlib check``) kept apart from Table 1's, under ``results/variants/<name>/``; the best-record
-discovery of the book never reads them. ``rows`` are extra evaluation rows added beside both the variant's records
-and the base profile's records of the same cells (their rows side files), so each row compares the two models
-under the same attack. ``python -m advlib variants`` runs them all, resumably.
+Each ``Variant`` is a named ``Profile`` derived from a base (a profile, or another variant) by one change, with the
+reason for it and the cells it runs (issue 22, items 3 and 6; issue 24 for the fine-tuned model). Its records are
+ordinary records (``python -m advlib reproduce --profile <variant>``, ``python -m advlib check``) kept apart from
+Table 1's, under ``results/variants/<name>/``; the best-record discovery of the book never reads them (the union
+leaderboard shows the fine-tuned one, flagged like any record). ``rows`` are extra evaluation rows added beside both
+the variant's records and its base's records of the same cells (their rows side files), so each row compares the
+two models under the same attack. ``python -m advlib variants`` runs them all, resumably.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from advlib import protocols
+from advlib import extended, protocols
 from advlib.protocols import MEDIUM, Profile
 from advlib.specs import ATDA_FGSM_EPS, MADRY_LINF_STEP, AttackSpec
 
@@ -29,9 +30,9 @@ SHORT_REACH = 40 * SHORT_STEP
 
 @dataclass(frozen=True)
 class Variant:
-    """A profile changed in one respect: ``profile`` (named after the change), the ``base`` profile's name, the
-    ``cells`` it trains, what changed and why (``reason``, with its source), and extra ``rows`` added beside both
-    the variant's and the base's records."""
+    """A profile changed in one respect: ``profile`` (named after the change), its ``base`` (a profile's or another
+    variant's name), the ``cells`` it trains, what changed and why (``reason``, with its source), and extra ``rows``
+    added beside both the variant's and the base's records."""
 
     profile: Profile
     base: str
@@ -90,6 +91,41 @@ def _atda_fgsm_small(base: Profile) -> Variant:
         "have kept.")
 
 
+def _atda_predicted_labels(base: Profile) -> Variant:
+    what = "ATDA's training FGSM on the model's predicted labels instead of the true ones, as its official code"
+    defenses = {**base.defenses, "atda": replace(base.defenses["atda"], attack_labels="predicted")}
+    return Variant(
+        _derive(base, f"{base.name}-predicted", what, defenses=defenses), base.name, ("atda-linf",), what,
+        "The official ATDA code (JHL-HUST/ATDA, attack_utils.py:L18-22, train_atda.py:L50-54; docs/protocols.md §4.1) "
+        "computes its FGSM on the model's own predictions, which avoids label leaking (Kurakin et al. 2017), one "
+        f"cause of single-step models that PGD breaks. With its base (FGSM at ε = {ATDA_FGSM_EPS:g}) this is ATDA as "
+        "coded.")
+
+
+def _atda_one_epoch(base: Profile) -> Variant:
+    epochs = base.defenses["atda"].epochs
+    what = f"ATDA trained for 1 epoch instead of {epochs} (the same ε warm-up fractions, over fewer steps)"
+    defenses = {**base.defenses, "atda": replace(base.defenses["atda"], epochs=1)}
+    return Variant(
+        _derive(base, f"{base.name}-1epoch", what, defenses=defenses), base.name, ("atda-linf",), what,
+        "Single-step (FGSM) training is known to hold up against PGD early and to collapse later in training "
+        "(catastrophic overfitting, Wong et al. 2020); the paper's FGSM-trained ATDA may have been stopped before. "
+        f"Its base collapses to 0 % PGD-ℓ∞ after {epochs} epochs.")
+
+
+def _fine_tuned(base: Profile, start: str) -> Variant:
+    what = f"Mix training starts from the kept model {start} instead of a fresh network (fine-tuning)"
+    literature_rows = {name: spec for name, spec in extended.extended_spec(base).rows.items()
+                       if name in ("PGD-l2@2", "SO-l2@2")}
+    return Variant(
+        _derive(base, f"{base.name}-finetuned", what, start=start), base.name, ("madry-mix",), what,
+        "E-AT (Croce & Hein 2022) reaches robustness in several norms at once by fine-tuning a model robust in one "
+        "norm for a few epochs on attacks in several; here the profile's Mix schedule (ℓ2 and ℓ∞ batches in turn) "
+        "fine-tunes the kept ℓ∞ model (issue 24). The extra rows attack ℓ2 at the literature's ε = 2.0, so the union "
+        "leaderboard can place the model.",
+        literature_rows)
+
+
 def _mix_by_epoch(base: Profile) -> Variant:
     n_train = base.n_train or 60_000
     period = -(-n_train // base.defenses["madry"].batch_size)  # optimiser steps per epoch
@@ -112,8 +148,9 @@ def _seed(base: Profile, seed: int) -> Variant:
 #: Every variant, in the order ``python -m advlib variants`` runs them (most informative first).
 BUILDS: tuple[Callable[[], Variant], ...] = (
     lambda: _l2_short_steps(MEDIUM), lambda: _atda_fgsm(MEDIUM), lambda: _mix_by_epoch(MEDIUM),
-    lambda: _atda_fgsm_small(MEDIUM),
-    lambda: _seed(MEDIUM, 1), lambda: _seed(MEDIUM, 2))
+    lambda: _atda_fgsm_small(MEDIUM), lambda: _atda_predicted_labels(_atda_fgsm_small(MEDIUM).profile),
+    lambda: _atda_one_epoch(_atda_fgsm(MEDIUM).profile),
+    lambda: _seed(MEDIUM, 1), lambda: _seed(MEDIUM, 2), lambda: _fine_tuned(MEDIUM, "medium-madry-linf"))
 VARIANTS: dict[str, Variant] = {v.name: v for v in (build() for build in BUILDS)}
 
 
@@ -131,7 +168,16 @@ def folder(name: str, root: str | Path | None = None) -> Path:
 
 
 def base_profile(variant: Variant) -> Profile:
+    """The profile ``variant`` changes (a variant's own profile where its base is a variant)."""
     return protocols.get_profile(variant.base)
+
+
+def base_folder(variant: Variant, root: str | Path | None = None) -> Path:
+    """Where the records of ``variant``'s base live: the base profile's folder, or the base variant's."""
+    from advlib.discovery import results_root
+    if variant.base in VARIANTS:
+        return folder(variant.base, root)
+    return Path(root if root is not None else results_root()) / variant.base
 
 
 def comparison(name: str, root: str | Path | None = None) -> pd.DataFrame:
@@ -145,7 +191,7 @@ def comparison(name: str, root: str | Path | None = None) -> pd.DataFrame:
     paper = table.paper_table()
     rows = []
     for cell in v.cells:
-        mine, base = folder(name, root) / f"{cell}.json", root / v.base / f"{cell}.json"
+        mine, base = folder(name, root) / f"{cell}.json", base_folder(v, root) / f"{cell}.json"
         if not mine.is_file():
             continue
         recs = {"variant": records.assemble(mine), "base": records.assemble(base) if base.is_file() else None}

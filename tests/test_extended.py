@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from advlib import extended, protocols, records, table
+from advlib import extended, protocols, records, runtime, table
 from advlib import reproduce as rep
 from advlib.evaluation import evaluate, predict
 from advlib.records import pack_mask, unpack_mask
@@ -20,7 +20,7 @@ from conftest import acc, linear_model, make_record
 QUICK = protocols.get_profile("quick")
 N = 32
 BLOCK_KEYS = {"config", "identity", "accuracy", "masks", "cascades", "curves", "diagnostics", "wall_time", "device",
-              "git_revision", "created"}
+              "autoattack_search", "git_revision", "created"}
 
 
 def bits(text: str) -> torch.Tensor:
@@ -132,6 +132,16 @@ def test_extended_spec_of_the_quick_profile_and_of_the_others():
     assert (quick.pgd_steps, quick.so_steps, quick.so_samples) == (20, 10, 4)
     assert quick.radii == CURVE_RADII
     json.dumps(quick.config())  # plain data
+
+
+def test_a_bf16_search_is_in_the_block_s_identity_and_fp32_in_none(monkeypatch):
+    rec = {"data": {"test": {"fingerprint": "0" * 16}}}
+    monkeypatch.delenv(runtime.SEARCH_PRECISION_ENV, raising=False)
+    fp32 = extended.expected_identity(QUICK, rec)
+    assert "autoattack_search" not in fp32["depends"]
+    monkeypatch.setenv(runtime.SEARCH_PRECISION_ENV, "bf16")
+    bf16 = extended.expected_identity(QUICK, rec)
+    assert bf16["depends"]["autoattack_search"] == "bf16" and bf16["key"] != fp32["key"]
 
 
 def test_the_block_s_identity_depends_on_what_it_computes_not_on_its_thresholds_or_prose():

@@ -47,12 +47,23 @@ def test_a_model_depends_on_its_own_defense_and_norms_only():
 
 
 @pytest.mark.parametrize("change", [
-    {"seed": 1}, {"init": "tf"},
+    {"seed": 1}, {"init": "tf"}, {"start": "medium-madry-linf"},
     {"defenses": {**MEDIUM.defenses, "madry": replace(MEDIUM.defenses["madry"], epochs=6)}},
     {"train_attack": {**MEDIUM.train_attack, "linf": AttackSpec.pgd("linf", steps=7)}},
 ])
 def test_every_training_dependency_changes_the_model_key(change):
     assert ids(replace(MEDIUM, **change))["model"]["key"] != ids(MEDIUM)["model"]["key"]
+
+
+def test_a_fine_tuned_model_names_its_start_and_no_other_model_does():
+    assert ids(replace(MEDIUM, start="medium-madry-linf"))["model"]["depends"]["start"] == "medium-madry-linf"
+    assert "start" not in ids(MEDIUM)["model"]["depends"]
+    assert "start" not in ids(replace(MEDIUM, start="medium-madry-linf"), identity.NATURAL)["model"]["depends"]
+    older = json.loads(json.dumps(MEDIUM.config()))  # a configuration stored before the two fields existed
+    del older["start"]
+    for spec in older["defenses"].values():
+        del spec["attack_labels"]
+    assert identity.record_identity(older, "atda-linf", FP) == ids(MEDIUM, "atda-linf")
 
 
 def test_data_and_seed_are_dependencies_of_models_and_rows():

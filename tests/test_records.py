@@ -341,3 +341,13 @@ def test_first_images_restricts_masks_accuracies_and_the_worst_case():
     assert rec["n_test"] == 100  # untouched
     with pytest.raises(ValueError, match="cannot take the first 200"):
         records.first_images(rec, 200)
+
+
+def test_all_masks_has_the_rows_the_extended_block_and_the_rows_added_later():
+    rows = {"Natural": torch.tensor([True, True, False]), "PGD-l2": torch.tensor([True, False, False])}
+    record = {"n_test": 3, "masks": {k: pack_mask(v) for k, v in rows.items()},
+              "added_rows": {"PGD-l2@2": {"mask": pack_mask(torch.tensor([False, True, False]))}},
+              "extended": {"masks": {"AA-l2": pack_mask(torch.tensor([True, False, False]))}}}
+    masks = records.all_masks(record)
+    assert set(masks) == {"Natural", "PGD-l2", "PGD-l2@2", "AA-l2"}
+    assert masks["PGD-l2@2"].tolist() == [False, True, False] and masks["AA-l2"].tolist() == [True, False, False]

@@ -601,3 +601,16 @@ def test_an_interrupted_extended_evaluation_resumes_at_the_next_piece(tiny, madr
     fresh = rep.extend_cell(TINY, "madry-linf", tmp_path / "fresh", tensors, quiet=True, revision="r")
     for key in ("accuracy", "masks", "curves", "diagnostics"):
         assert rec["extended"][key] == fresh["extended"][key], key  # resumed = uninterrupted
+
+
+def test_a_profile_with_a_start_fine_tunes_that_kept_model(monkeypatch):
+    from advlib import kept, models
+    torch.manual_seed(5)
+    start = models.build("madry")
+    asked = []
+    monkeypatch.setattr(kept, "load_named", lambda stem, device="cpu": asked.append(stem) or start)
+    got = rep._starting_model(replace(QUICK, start="medium-madry-linf"), torch.device("cpu"))
+    assert asked == ["medium-madry-linf"] and got is start
+    fresh = rep._starting_model(QUICK, torch.device("cpu"))
+    again = rep._fresh("madry", QUICK.seed, torch.device("cpu"), init=QUICK.init)
+    assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), again.state_dict().values()))

@@ -1,6 +1,7 @@
 """``advlib.runtime``: device choice, the switches that change only floating-point order, and what records say."""
 from __future__ import annotations
 
+import pytest
 import torch
 
 from advlib import runtime
@@ -48,3 +49,35 @@ def test_tune_allocator_is_tried_once_per_process(monkeypatch):
     monkeypatch.setattr(runtime.ctypes, "CDLL", not_glibc)
     assert not runtime.tune_allocator() and not runtime.tune_allocator()
     assert calls[2:] == ["libc.so.6"]  # a failure is not retried on every attack
+
+
+def test_search_precision_is_fp32_unless_the_switch_says_otherwise(monkeypatch):
+    monkeypatch.delenv(runtime.SEARCH_PRECISION_ENV, raising=False)
+    assert runtime.search_precision() == "fp32"
+    monkeypatch.setenv(runtime.SEARCH_PRECISION_ENV, "bf16")
+    assert runtime.search_precision() == "bf16"
+    monkeypatch.setenv(runtime.SEARCH_PRECISION_ENV, "fp8")
+    with pytest.raises(ValueError, match="fp8.*choose one of"):
+        runtime.search_precision()
+
+
+def test_search_model_leaves_the_model_alone():
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.Flatten())
+    assert runtime.search_model(model, "fp32") is model
+    fast = runtime.search_model(model, "bf16")
+    assert isinstance(fast, runtime.Autocast) and fast.model is not model
+    assert fast.model[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert model[0].weight.is_contiguous()
+    x = torch.rand(2, 1, 5, 5)
+    assert fast(x).dtype == torch.float32 and torch.allclose(fast(x), model(x), atol=0.05)
+    with pytest.raises(ValueError, match="int8"):
+        runtime.search_model(model, "int8")
+
+
+def test_native_bf16_reads_the_cpu_flags(tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text("flags\t\t: fpu avx2 avx512f avx512_bf16\n")
+    assert runtime.native_bf16(info)
+    info.write_text("flags\t\t: fpu avx2 avx512f\n")
+    assert not runtime.native_bf16(info)
+    assert not runtime.native_bf16(tmp_path / "missing")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from advlib import lp, strong
+from advlib import lp, runtime, strong
 from advlib.evaluation import predict
 from advlib.strong import ATTACKS, AutoAttackSpec, autoattack
 from conftest import linear_model
@@ -246,3 +246,77 @@ def test_l1_mode_returns_points_in_the_l1_ball_and_the_box(natural_linear, point
     moved = torch.cat([(x_adv - xs).flatten(1).abs().sum(1) for _, xs, x_adv in seen])
     assert moved.max() > 0.9 * eps  # the attack used the budget
     assert out["square"].sum() < (predict(natural_linear, x) == y).sum()  # and broke some points
+
+
+class _Lookup(torch.nn.Module):
+    """Predicts ``labels[i]`` for the image whose first pixel is i/100 (a model whose every answer is chosen)."""
+
+    def __init__(self, labels: list[int]) -> None:
+        super().__init__()
+        self.labels, self.w = torch.tensor(labels), torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        index = (x[:, 0, 0, 0] * 100).round().long()
+        return torch.nn.functional.one_hot(self.labels[index], 10).float() + 0 * self.w
+
+
+class _Unchanged:
+    """Stands in for AutoAttack: returns the points unchanged, as its model labels them; logs who searched what."""
+
+    calls: list = []
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.model = model
+
+    def run_standard_evaluation(self, x, y, batch_size):
+        _Unchanged.calls.append((self.model, len(x)))
+        return x.clone(), self.model(x).argmax(1)
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp32"])
+def test_the_fp32_model_judges_and_searches_what_the_bf16_search_skipped(monkeypatch, precision):
+    """The searcher misclassifies point 2 clean, so AutoAttack would leave it alone: the fp32 model, which classifies
+    it correctly, searches it itself, and judges every point."""
+    x = torch.zeros(4, 1, 28, 28)
+    x[:, 0, 0, 0] = torch.arange(4) / 100
+    y = torch.tensor([1, 2, 3, 4])
+    model, searcher = _Lookup([1, 2, 3, 4]), _Lookup([1, 2, 9, 4])
+    monkeypatch.setattr(runtime, "search_model", lambda m, p: searcher if p == "bf16" else m)
+    monkeypatch.setattr(strong, "_configured", lambda m, spec, device, seed: _Unchanged(m))
+    _Unchanged.calls = []
+    out = autoattack(model, x, y, AutoAttackSpec("linf", 0.1, attacks=("apgd-ce",)), precision=precision)
+    assert out["apgd-ce"].all()  # the searcher's wrong answer on point 2 is not the verdict
+    want = [(searcher, 4), (model, 1)] if precision == "bf16" else [(model, 4)]
+    assert _Unchanged.calls == want
+
+
+def test_a_bf16_search_runs_autoattack_for_real(natural_linear, points):
+    x, y = points
+    spec = AutoAttackSpec("linf", 0.05, **CHEAP)
+    out = autoattack(natural_linear, x, y, spec, seed=3, precision="bf16")
+    clean = predict(natural_linear, x) == y
+    assert not (out[ATTACKS[-1]] & ~clean).any() and out[ATTACKS[-1]].sum() < clean.sum()
+
+
+def test_an_unknown_precision_raises(natural_linear, points, monkeypatch):
+    x, y = points
+    with pytest.raises(ValueError, match="fp16.*choose one of"):
+        autoattack(natural_linear, x, y, AutoAttackSpec("linf", 0.1), precision="fp16")
+    monkeypatch.setenv(runtime.SEARCH_PRECISION_ENV, "half")
+    with pytest.raises(ValueError, match="half"):
+        autoattack(natural_linear, x, y, AutoAttackSpec("linf", 0.1))
+
+
+def test_the_speed_benchmark_runs_autoattacks_cascade_attack_by_attack(natural_linear, points):
+    """benchmarks/aa_speed.py times each attack by running the cascade one attack at a time: same masks."""
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "aa_speed.py"
+    module_spec = importlib.util.spec_from_file_location("aa_speed", path)
+    bench = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(bench)
+    x, y = points
+    spec = AutoAttackSpec("linf", 0.05, **CHEAP)
+    mask, seconds = bench.cascade(natural_linear, x, y, spec, "fp32")
+    assert torch.equal(mask, autoattack(natural_linear, x, y, spec)[ATTACKS[-1]])
+    assert list(seconds) == list(ATTACKS) and all(s >= 0 for s in seconds.values())

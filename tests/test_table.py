@@ -437,3 +437,22 @@ def test_against_bound_sets_every_attack_cell_against_the_data_s_bound():
     above = paper[paper["attack"].isin(["PGD-l2", "SO-l2"]) & (paper["accuracy_percent"] / 100 > whole + 0.5e-4)]
     assert frame["paper above"].sum() == len(above)  # the ℓ∞ bound is 100 %: no ℓ∞ cell is above it
     assert frame.loc[("atda-mix", "PGD-linf"), "ours (%)"] != frame.loc[("atda-mix", "PGD-linf"), "ours (%)"]  # NaN
+
+
+def _speed_doc() -> dict:
+    seconds = {"fp32": {"apgd-ce": 2.0, "square": 8.0}, "bf16": {"apgd-ce": 1.0, "square": 2.0}}
+    return {"n": 4, "rows": {"AA-linf": {"seconds": seconds, "total_seconds": {"fp32": 10.0, "bf16": 3.0},
+                                         "accuracy": {"fp32": 0.5, "bf16": 0.75}, "robust_only_in_bf16": 1}}}
+
+
+def test_search_precision_cost_gives_seconds_per_attack_and_the_speed_up():
+    frame = table.search_precision_cost(_speed_doc())
+    assert list(frame.index) == [("AA-linf", "apgd-ce"), ("AA-linf", "square"), ("AA-linf", "total")]
+    assert frame.loc[("AA-linf", "square"), "speed-up"] == 4.0
+    assert frame.loc[("AA-linf", "total"), "fp32 search (s)"] == 10.0
+
+
+def test_search_precision_check_gives_the_difference_and_the_missed_images():
+    row = table.search_precision_check(_speed_doc()).loc["AA-linf"]
+    assert (row["fp32 search (%)"], row["bf16 search (%)"], row["Δ (points)"], row["missed by bf16"]) == \
+        (50.0, 75.0, 25.0, 1)

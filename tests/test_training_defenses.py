@@ -339,6 +339,23 @@ def test_atda_defense_uses_old_centres_then_updates_them(monkeypatch):
     assert set(stats) == {"acc", "adv_acc"}
 
 
+@pytest.mark.parametrize("labels", ["true", "predicted"])
+def test_atda_attacks_the_true_or_the_predicted_labels(monkeypatch, labels):
+    model = Fixed(3, dtype=torch.float32)
+    x, y = _images(3, 37, torch.float32), torch.tensor([0, 5, 5])
+    spy = TrainingSpy()
+    monkeypatch.setattr(atda_mod, "training_attack", spy)
+    ATDA("linf", ATTACKS, attack_labels=labels).loss(model, x, y, step=0, generator=torch.Generator().manual_seed(0))
+    want = y if labels == "true" else model(x).argmax(1)
+    assert not torch.equal(model(x).argmax(1), y)  # the two choices differ here
+    assert torch.equal(spy.calls[0]["target"], want)
+
+
+def test_atda_rejects_unknown_attack_labels():
+    with pytest.raises(ValueError, match="guessed"):
+        ATDA("linf", ATTACKS, attack_labels="guessed")
+
+
 def test_atda_initial_centres_are_zero_10x10():
     d = ATDA("l2", ATTACKS)
     assert torch.equal(d.centres, torch.zeros(10, 10))

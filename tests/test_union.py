@@ -75,6 +75,12 @@ def test_leaderboard_ranks_by_union_and_appends_the_cited_rows_only_at_their_rad
     assert board["union"].dropna().is_monotonic_decreasing
     assert (union.leaderboard(EPS["l2"], {"hand (x)": HAND})["kind"] == "ours").all()
     assert union.best(board).name == "hand (x)"
+    no_aa = record({"Natural": list(ALL), "PGD-linf": list(ALL), "SO-linf": list(ALL)},
+                   {"PGD-l2@2": list(ALL), "SO-l2@2": list(ALL)})
+    both = union.leaderboard(L2_LITERATURE_EPS, {"no-aa (y)": no_aa, "hand (x)": HAND}, literature=False)
+    assert union.best(both).name == "no-aa (y)" and union.best(both, autoattack=True).name == "hand (x)"
+    with pytest.raises(ValueError, match="under AutoAttack"):
+        union.best(both.drop(index="hand (x)"), autoattack=True)
 
 
 @pytest.mark.parametrize("bad", [3.0, "2.0", True, None])

@@ -43,6 +43,21 @@ def test_the_l2_short_variant_changes_only_the_l2_training_step_to_the_reach_of_
     assert (row.step_size, row.random_start, row.steps, row.eps) == (0.01, False, 40, 4.0)
 
 
+def test_the_predicted_labels_variant_is_atda_fgsm_small_with_atdas_own_labels(tmp_path):
+    v = var.get("medium-atda-fgsm-small-predicted")
+    base = var.get(v.base)
+    assert v.profile.defenses["atda"].attack_labels == "predicted"
+    assert base.profile.defenses["atda"].attack_labels == "true"
+    assert v.profile.train_attack == base.profile.train_attack
+    assert var.base_folder(v, tmp_path) == tmp_path / "variants" / base.name
+    assert var.base_folder(base, tmp_path) == tmp_path / "medium"
+
+
+def test_a_training_spec_rejects_unknown_attack_labels():
+    with pytest.raises(ValueError, match="guessed"):
+        replace(MEDIUM.defenses["atda"], attack_labels="guessed")
+
+
 def test_the_atda_variant_trains_on_one_step_of_eps_from_x():
     v = var.get("medium-atda-fgsm")
     for norm, spec in v.profile.train_attack.items():

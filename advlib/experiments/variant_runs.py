@@ -55,4 +55,4 @@ def run(names: list[str] | None = None, root: str | Path | None = None, *, cells
             continue
         log(f"variant {variant.name}: {variant.change}; cells {', '.join(chosen_cells)} -> {out}")
         reproduce.reproduce(variant.name, list(chosen_cells), out=out, quiet=True)
-        add_variant_rows(variant, out, root / variant.base, log, chosen_cells)
+        add_variant_rows(variant, out, variants.base_folder(variant, root), log, chosen_cells)

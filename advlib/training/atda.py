@@ -4,7 +4,8 @@ Exactly as the official code JHL-HUST/ATDA (``tf_utils.py:L64-94``, ``loss.py:L5
 loss = CE(x) + CE(x_adv) + ⅓·(CORAL + MMD + margin), where CORAL is the L1-mean difference of the
 *unnormalised* scatter matrices, MMD the L1-mean difference of the logit means, and the margin loss uses
 non-trainable class centres (zero-initialised, updated centre-loss style at α = 0.1).
-REPRO CHOICE (§4.5): x_adv is the model's own PGD in the training norm (ATDA: FGSM ε = 0.1).
+REPRO CHOICE (§4.5): x_adv is the model's own PGD in the training norm, on the true labels (ATDA: FGSM ε = 0.1 on
+the model's predicted labels, ``attack_labels="predicted"``).
 """
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from advlib import _checks
+from advlib.protocols import ATTACK_LABELS
 from advlib.specs import AttackSpec
 from advlib.training.loop import training_attack, training_norm
 from advlib.training.natural import accuracy
@@ -59,14 +62,21 @@ class ATDA:
     """ATDA in ``norm`` ∈ {"l2", "linf", "mix"}; keeps the class centres as its state."""
 
     def __init__(self, norm: str, attacks: dict[str, AttackSpec], device: torch.device | str = "cpu",
-                 mix_period: int = 1) -> None:
+                 mix_period: int = 1, attack_labels: str = "true") -> None:
         self.norm, self.attacks, self.mix_period = norm, attacks, mix_period
+        self.attack_labels = _checks.choice("attack_labels", attack_labels, ATTACK_LABELS)
         self.centres = torch.zeros(NUM_CLASSES, NUM_CLASSES, device=device)
 
     def loss(self, model: nn.Module, x: Tensor, y: Tensor, step: int, generator: torch.Generator,
              eps_scale: float = 1.0) -> tuple[Tensor, dict[str, Tensor]]:
-        x_adv = training_attack(model, x, y, self.attacks[training_norm(self.norm, step, self.mix_period)], eps_scale, generator)
-        logits, logits_adv = model(x), model(x_adv)
+        spec = self.attacks[training_norm(self.norm, step, self.mix_period)]
+        if self.attack_labels == "predicted":  # the official code's FGSM ascends the loss of the model's own labels
+            logits = model(x)
+            x_adv = training_attack(model, x, logits.detach().argmax(1), spec, eps_scale, generator)
+        else:
+            x_adv = training_attack(model, x, y, spec, eps_scale, generator)
+            logits = model(x)
+        logits_adv = model(x_adv)
         loss = atda_loss(logits, logits_adv, y, self.centres)
         self.centres = update_centres(self.centres, torch.cat([logits, logits_adv]).detach(), torch.cat([y, y]))
         return loss, {"acc": accuracy(logits, y), "adv_acc": accuracy(logits_adv, y)}
