@@ -110,7 +110,7 @@ def _atda_one_epoch(base: Profile) -> Variant:
         _derive(base, f"{base.name}-1epoch", what, defenses=defenses), base.name, ("atda-linf",), what,
         "Single-step (FGSM) training is known to hold up against PGD early and to collapse later in training "
         "(catastrophic overfitting, Wong et al. 2020); the paper's FGSM-trained ATDA may have been stopped before. "
-        f"Its base collapses to 0 % PGD-ℓ∞ after {epochs} epochs.")
+        f"Its base, trained for {epochs} epochs, collapses under PGD-ℓ∞.")
 
 
 def _fine_tuned(base: Profile, start: str) -> Variant:
