@@ -35,13 +35,13 @@ class Setup:
 def setup(seed: int = 0) -> Setup:
     """Seed torch, tune the CPU allocator, quiet the data-source warning (chapters print the source), style plots and
     tables."""
-    device = runtime.default_device()
-    name = os.environ.get(PROFILE_ENV) or ("full" if device.type == "cuda" else "quick")
-    profile = protocols.get_profile(name)
-    runtime.tune_allocator()
-    torch.manual_seed(seed)
     warnings.filterwarnings("ignore", message="full MNIST not found", category=UserWarning)
     warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm.auto without ipywidgets (bars are off)
+    device = runtime.default_device()
+    name = os.environ.get(PROFILE_ENV) or ("full" if device.type == "cuda" else "quick")
+    profile = protocols.get_profile(name)  # may import tqdm.auto (through advlib.variants): after the filters
+    runtime.tune_allocator()
+    torch.manual_seed(seed)
     logging.getLogger("advlib").setLevel(logging.WARNING)
     import pandas as pd
     import seaborn as sns

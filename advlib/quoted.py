@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from advlib import table
+from advlib import records, table
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,9 @@ class Quoted:
 
 
 def _records(folder: Path) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+    """The records (and side files) of ``folder``, not its other documents (e.g. ``retrain-check.json``)."""
+    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))
+            if p.name.count(".") > 1 or not records.is_document(p)]
 
 
 def _minutes(record: dict) -> float:
