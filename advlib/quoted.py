@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from advlib import records, table
+from advlib import table
 
 
 @dataclass(frozen=True)
@@ -27,8 +27,8 @@ class Quoted:
 
 def _records(folder: Path) -> list[dict]:
     """The records (and side files) of ``folder``, not its other documents (e.g. ``retrain-check.json``)."""
-    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))
-            if p.name.count(".") > 1 or not records.is_document(p)]
+    found = {p: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
+    return [doc for p, doc in found.items() if p.name.count(".") > 1 or "kind" not in doc]
 
 
 def _minutes(record: dict) -> float:

@@ -63,20 +63,21 @@ def native_bf16(cpuinfo: str | Path = "/proc/cpuinfo") -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+def _precision(precision: str, what: str) -> str:
+    if precision not in _PRECISIONS:
+        raise ValueError(f"{what}={precision!r}: choose one of {sorted(_PRECISIONS)}")
+    return precision
+
+
 def search_precision() -> str:
     """``ADVLIB_SEARCH_PRECISION`` ("fp32" or "bf16"; ``ValueError`` otherwise), "fp32" if unset."""
-    chosen = os.environ.get(SEARCH_PRECISION_ENV, "fp32")
-    if chosen not in _PRECISIONS:
-        raise ValueError(f"{SEARCH_PRECISION_ENV}={chosen!r}: choose one of {sorted(_PRECISIONS)}")
-    return chosen
+    return _precision(os.environ.get(SEARCH_PRECISION_ENV, "fp32"), SEARCH_PRECISION_ENV)
 
 
 def search_model(model: nn.Module, precision: str) -> nn.Module:
     """``model`` as an attack's search should call it: itself for "fp32"; for "bf16" a channels_last copy under
     bf16 autocast that returns float32 logits (``model`` is left as it is)."""
-    if precision not in _PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}: choose one of {sorted(_PRECISIONS)}")
-    if precision == "fp32":
+    if _precision(precision, "precision") == "fp32":
         return model
     return Autocast(copy.deepcopy(model).to(memory_format=torch.channels_last), _PRECISIONS[precision])
 

@@ -81,12 +81,11 @@ def main() -> None:
     for row in ROWS:
         m = {p: torch.cat(masks[row][p]) for p in PRECISIONS}
         acc = {p: float(m[p].float().mean()) for p in PRECISIONS}
+        missed = int((m["bf16"] & ~m["fp32"]).sum())
         rows[row] = {"accuracy": acc, "seconds": seconds[row],
                      "total_seconds": {p: sum(seconds[row][p].values()) for p in PRECISIONS},
-                     "images_differing": int((m["fp32"] != m["bf16"]).sum()),
-                     "robust_only_in_bf16": int((m["bf16"] & ~m["fp32"]).sum()),
-                     "within_tolerance": abs(acc["bf16"] - acc["fp32"]) <= TOLERANCE
-                     and int((m["bf16"] & ~m["fp32"]).sum()) <= TOLERANCE * args.n}
+                     "images_differing": int((m["fp32"] != m["bf16"]).sum()), "robust_only_in_bf16": missed,
+                     "within_tolerance": abs(acc["bf16"] - acc["fp32"]) <= TOLERANCE and missed <= TOLERANCE * args.n}
     total = {p: sum(r["total_seconds"][p] for r in rows.values()) for p in PRECISIONS}
     doc = {"what": "AutoAttack standard suite, fp32 search vs bf16 search, fp32 verdict (benchmarks/aa_speed.py)",
            "model": f"kept {args.model}", "n": args.n, "chunk": args.chunk, "rows": rows,
