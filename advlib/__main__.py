@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     uni.add_argument("--results", default=None, help="results folder (default results/)")
     uni.set_defaults(run=_union)
     from advlib.experiments import cli as experiments_cli
-    experiments_cli.add_commands(sub)  # released-ablations, large-linf-ablations, protocol-rows
+    experiments_cli.add_commands(sub)  # released-ablations, large-linf-ablations, protocol-rows, union-rows
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:

@@ -34,7 +34,7 @@ MULTI_NORM_CELLS = tuple(f"{d}-{UNION}" for d in MULTI_NORM)
 CELL_KEYWORDS = {"all": CELL_ORDER, "multi": MULTI_NORM_CELLS}
 ROWS = ("Natural", "PGD-l2", "PGD-linf", "SO-l2", "SO-linf")
 #: How the book and the CLI write each training norm.
-NORM_LABELS = {"l2": "ℓ2", "linf": "ℓ∞", "mix": "Mix"}
+NORM_LABELS = {"l2": "ℓ2", "linf": "ℓ∞", "mix": "Mix", "l1": "ℓ1"}
 
 
 #: The labels a training attack may ascend: the true ones, or the model's own predictions (ATDA's official code,

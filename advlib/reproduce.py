@@ -18,11 +18,12 @@ import torch
 from torch import Tensor, nn
 
 import advlib
-from advlib import _checks, data, extended, identity, models, protocols, records, runtime, table
+from advlib import _checks, data, extended, identity, models, protocols, records, runtime, strong, table
 from advlib.evaluation import evaluate
 from advlib.protocols import Profile
 from advlib.records import pack_mask
 from advlib.specs import AttackSpec
+from advlib.strong import AutoAttackSpec
 from advlib.training import BUILDERS, Natural, fit
 from advlib.training.loop import finished_training
 
@@ -227,14 +228,28 @@ def progress_path(out: Path, cell: str) -> Path:
     return out / "progress" / f"{cell}.extended.json"
 
 
-def add_rows(profile: Profile, cell: str, out: Path, tensors: dict, rows: dict[str, AttackSpec], quiet: bool = True,
-             revision: str | None = None, model: nn.Module | None = None, deadline: float | None = None) -> dict:
-    """Evaluate ``rows`` (name → spec: rows a profile gained after the record was made, or any other row) on the
-    model that made ``cell``'s record (``model``, else its checkpoint, else trained again: training is deterministic
-    on a CPU, and the model must reproduce the record's clean predictions, else ``ValueError``) and add them to the
-    record's rows side file, written after each row; the record itself is not rewritten. Each row is keyed by its
-    dependencies (``advlib.identity.row_dependencies``). ``deadline`` bounds a training (``OutOfTime``). Returns the
-    record assembled with its side files."""
+def _added_row(model: nn.Module, x: Tensor, y: Tensor, name: str, spec: AttackSpec | AutoAttackSpec, seed: int,
+               quiet: bool) -> tuple[Tensor, float, dict]:
+    """One added row's mask, seconds and what it depends on besides its spec: an AutoAttack row runs the whole
+    cascade (``strong.autoattack``; its search precision in the key where it is not fp32), any other row
+    ``evaluate``."""
+    if isinstance(spec, AutoAttackSpec):
+        start, search = time.perf_counter(), runtime.search_precision()
+        mask = strong.autoattack(model, x, y, spec, seed=seed, precision=search)[spec.attacks[-1]]
+        return mask, time.perf_counter() - start, ({"autoattack_search": search} if search != "fp32" else {})
+    result = evaluate(model, x, y, {name: spec}, seed=seed, quiet=quiet)
+    return result.correct[name], result.seconds[name], {}
+
+
+def add_rows(profile: Profile, cell: str, out: Path, tensors: dict, rows: dict[str, AttackSpec | AutoAttackSpec],
+             quiet: bool = True, revision: str | None = None, model: nn.Module | None = None,
+             deadline: float | None = None) -> dict:
+    """Evaluate ``rows`` (name → spec: rows a profile gained after the record was made, or any other row, AutoAttack
+    included) on the model that made ``cell``'s record (``model``, else its checkpoint, else trained again: training
+    is deterministic on a CPU, and the model must reproduce the record's clean predictions, else ``ValueError``) and
+    add them to the record's rows side file, written after each row; the record itself is not rewritten. Each row is
+    keyed by its dependencies (``advlib.identity.row_dependencies``). ``deadline`` bounds a training
+    (``OutOfTime``). Returns the record assembled with its side files."""
     path = out / f"{cell}.json"
     rec = records.read_record(path)
     if model is None:
@@ -245,11 +260,11 @@ def add_rows(profile: Profile, cell: str, out: Path, tensors: dict, rows: dict[s
                                                      "cell": cell, "rows": {}}
     test = tensors["sources"]["test"]["fingerprint"]
     for name, spec in rows.items():
-        deps = identity.row_dependencies(spec, test, profile.seed)
-        result = evaluate(model, tensors["xt"], tensors["yt"], {name: spec}, seed=profile.seed, quiet=quiet)
+        mask, seconds, search = _added_row(model, tensors["xt"], tensors["yt"], name, spec, profile.seed, quiet)
+        deps = {**identity.row_dependencies(spec, test, profile.seed), **search}
         side["rows"][name] = {"key": identity.key(deps), "depends": deps, "spec": spec.config(),
-                              "accuracy": result.accuracy()[name], "mask": pack_mask(result.correct[name]),
-                              "seconds": result.seconds[name], "device": runtime.device_name(tensors["xt"].device),
+                              "accuracy": float(mask.float().mean()), "mask": pack_mask(mask),
+                              "seconds": seconds, "device": runtime.device_name(tensors["xt"].device),
                               "git_revision": revision or records.git_revision(),
                               "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         side = {k: v for k, v in side.items() if k not in ("schema", "kind", "digest")}

@@ -17,10 +17,11 @@ L2_LITERATURE_EPS = 2.0
 #: ATDA's own FGSM radius (ℓ∞): the official code's ``--eps`` default (JHL-HUST/ATDA ``train_atda.py``;
 #: protocols §4.1). Table 1's ATDA rows train with PGD at ``EPS`` instead (REPRO CHOICE, ``protocols``).
 ATDA_FGSM_EPS = 0.1
-#: The ℓ1 radius of Maini, Wong & Kolter 2020's MNIST table as their repository's README labels it
-#: (locuslab/robust_union; ``advlib/resources/multinorm_literature.csv``): 12, as their attack code's defaults
-#: (MNIST/mnist_funcs.py); Tramèr & Boneh's MNIST config.json uses 10. Issue 24 checks the radius the paper states.
-L1_LITERATURE_EPS = 12.0
+#: The ℓ1 radius of the multi-norm MNIST literature: 10, in Maini, Wong & Kolter 2020's MNIST table as their
+#: repository's current README states it (with ℓ2 2.0; version "final" of ``resources/multinorm_literature.csv``),
+#: their later attack code's default (MNIST/mnist_funcs.py @0cbe65f) and Tramèr & Boneh's MNIST config.json. Their
+#: earlier README and code (arXiv v1, version "v1") used 12, with ℓ2 1.5.
+L1_LITERATURE_EPS = 10.0
 #: The radius an attack gets when none is given: Table 1's for ℓ2 and ℓ∞ (``EPS``), the literature's for ℓ1.
 #: ℓ1 is kept out of ``EPS`` itself, which lists the paper's radii (profiles and the smoke run iterate over it).
 DEFAULT_EPS = {**EPS, "l1": L1_LITERATURE_EPS}
@@ -41,7 +42,7 @@ STEPS = 40
 SAMPLES = 20
 #: The step rule: a step of ``RELATIVE_STEP · ε / steps`` (Madry et al. 2018; Bai-Li/TRADES
 #: pgd_attack_mnist_l2.py:L65 gives 0.25 = 2.5·4.0/40 for ℓ2) (§2.3, §7.1); for ℓ1 the ℓ1 length of the sparse step
-#: (``advlib.lp.steepest_ascent``): 0.75 = 2.5·12/40, near Maini et al.'s 1.0 per step (0.05 on each of 20 pixels,
+#: (``advlib.lp.steepest_ascent``): 0.625 = 2.5·10/40, near Maini et al.'s 1.0 per step (0.05 on each of 20 pixels,
 #: robust_union MNIST ``pgd_l1_topk``) and Tramèr & Boneh's ℓ1 default 1.0 (their ℓ∞/ℓ2 default is this rule) …
 RELATIVE_STEP = 2.5
 #: … except ℓ∞ at the paper's own radius and step count, where Madry's config.json a = 0.01 is used (§1.2).

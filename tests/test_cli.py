@@ -138,11 +138,11 @@ def test_reproduce_then_table_in_process(tmp_path, capsys, monkeypatch, mnist_ro
     assert f"{nat:.1f}/98.2" in table_out
 
 
-def test_union_prints_both_leaderboards_from_the_committed_records(capsys):
+def test_union_prints_every_leaderboard_from_the_committed_records(capsys):
     assert main(["union"]) == 0
     out = capsys.readouterr().out
-    assert "ℓ∞ ε 0.3 ∪ ℓ2 ε 2.0" in out and "ℓ∞ ε 0.3 ∪ ℓ2 ε 4.0" in out
-    assert "madry-mix (large)" in out and "MSD (Maini et al. 2020)" in out and "radii as labelled by the README" in out
+    assert "ℓ∞ ε 0.3 ∪ ℓ2 ε 2.0:" in out and "ℓ∞ ε 0.3 ∪ ℓ2 ε 4.0:" in out and "ℓ∞ ε 0.3 ∪ ℓ2 ε 2.0 ∪ ℓ1 ε 10:" in out
+    assert "madry-mix (large)" in out and "MSD (Maini et al. 2020)" in out and "radii 0.3 / 2.0 / 10" in out
 
 
 def test_union_of_a_folder_without_records_prints_the_published_rows_only(tmp_path, capsys):

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from advlib import protocols, specs
+from advlib import lp, protocols, specs
 from advlib.protocols import CELLS, ROWS
 from advlib.specs import AttackSpec
 
@@ -78,8 +78,8 @@ def test_the_full_profile_evaluates_with_the_papers_attacks():
 
 
 def test_norm_labels_are_the_one_set_of_norm_labels():
-    assert protocols.NORM_LABELS == {"l2": "ℓ2", "linf": "ℓ∞", "mix": "Mix"}
-    assert set(protocols.NORM_LABELS) == set(protocols.TRAIN_NORMS)
+    assert protocols.NORM_LABELS == {"l2": "ℓ2", "linf": "ℓ∞", "mix": "Mix", "l1": "ℓ1"}
+    assert set(protocols.NORM_LABELS) == set(protocols.TRAIN_NORMS) | set(lp.ALL_NORMS)  # ℓ1: attacks only
 
 
 def test_attack_settings_are_re_exported_from_their_home():

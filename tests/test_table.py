@@ -127,7 +127,7 @@ def test_compact_has_one_row_per_recorded_cell_with_the_protocols_norm_labels():
 
 def test_table_labels_come_from_protocols_norm_labels(monkeypatch):
     """One set of norm labels: relabelling ``protocols.NORM_LABELS`` relabels every table."""
-    assert protocols.NORM_LABELS == {"l2": "ℓ2", "linf": "ℓ∞", "mix": "Mix"}
+    assert protocols.NORM_LABELS == {"l2": "ℓ2", "linf": "ℓ∞", "mix": "Mix", "l1": "ℓ1"}
     monkeypatch.setitem(protocols.NORM_LABELS, "linf", "Linf")
     monkeypatch.setitem(protocols.NORM_LABELS, "mix", "both")
     assert list(table.compact(SYNTH).index) == ["madry Linf", "trades ℓ2"]
@@ -250,12 +250,19 @@ def test_diagnostics_frame_flags_and_leaves_out_cells_without_a_block():
     assert table.diagnostics({"madry-l2": make_record("madry-l2", acc(1, 2, 3, 4))}).empty
 
 
-def test_multinorm_literature_is_cited_data_with_worst_case_below_each_norm():
-    lit = table.multinorm_literature()
-    assert {"MSD", "Worst-PGD (MAX)", "PGD Aug (AVG)"} <= set(lit.index)
-    assert lit["source"].str.contains("robust_union").all()
-    norms = lit[["linf_0.3", "l2_1.5", "l1_12"]]
+@pytest.mark.parametrize("version, radii", [("final", (0.3, 2.0, 10)), ("v1", (0.3, 1.5, 12))])
+def test_multinorm_literature_is_cited_data_with_worst_case_below_each_norm(version, radii):
+    lit = table.multinorm_literature(version)
+    assert {"MSD", "Worst-PGD (MAX)", "PGD Aug (AVG)", "P_1 (ℓ1 PGD training)"} <= set(lit.index)
+    assert lit["source"].str.contains("robust_union").all() and (lit["version"] == version).all()
+    assert (lit[["eps_linf", "eps_l2", "eps_l1"]] == radii).all().all()
+    norms = lit[["linf", "l2", "l1"]]
     assert (lit["all_attacks"] <= norms.min(axis=1) + 1e-9).all(), "a union cannot beat its weakest norm"
+
+
+def test_multinorm_literature_names_the_valid_versions():
+    with pytest.raises(ValueError, match="'final', 'v1'"):
+        table.multinorm_literature("v2")
 
 
 def test_so_vs_autoattack_l2_counts_per_example():

@@ -10,17 +10,20 @@ import torch
 
 from advlib import discovery, union
 from advlib.records import pack_mask
-from advlib.specs import EPS, L2_LITERATURE_EPS
+from advlib.specs import EPS, L1_LITERATURE_EPS, L2_LITERATURE_EPS
 
 
 def record(rows: dict[str, list[int]], extended: dict[str, list[int]] | None = None, *, cell: str = "madry-mix",
-           profile: str = "synthetic") -> dict:
-    """A record whose row r is correct exactly where ``rows[r]`` (or ``extended[r]``, in the extended block) is 1."""
+           profile: str = "synthetic", added: dict[str, list[int]] | None = None) -> dict:
+    """A record whose row r is correct exactly where ``rows[r]`` (or ``extended[r]``, in the extended block, or
+    ``added[r]``, a row added later) is 1."""
     n = len(next(iter(rows.values())))
     packed = lambda found: {k: pack_mask(torch.tensor(v, dtype=torch.bool)) for k, v in found.items()}  # noqa: E731
     rec = {"cell": cell, "profile": profile, "n_test": n, "masks": packed(rows)}
     if extended is not None:
         rec["extended"] = {"masks": packed(extended)}
+    if added is not None:
+        rec["added_rows"] = {k: {"mask": m} for k, m in packed(added).items()}
     return rec
 
 
@@ -70,8 +73,9 @@ def test_leaderboard_ranks_by_union_and_appends_the_cited_rows_only_at_their_rad
     ours = board[board["kind"] == "ours"]
     assert list(ours.index) == ["hand (x)", "low (x)"]
     cited = board[board["kind"] == "literature"]
-    assert len(cited) == 5 and (cited["n"] == 1000).all() and cited["flags"].str.contains("not AutoAttack").all()
-    assert (cited["ℓ2 ε"] == 1.5).all(), "published rows keep the radius their source labels them with"
+    assert len(cited) == 6 and (cited["n"] == 1000).all() and cited["flags"].str.contains("not AutoAttack").all()
+    assert (cited["ℓ2 ε"] == 2.0).all(), "published rows: the current table, at the literature's ℓ2 radius"
+    assert cited["flags"].str.contains("ℓ1 in their union").all() and cited["ℓ1"].isna().all()
     assert board["union"].dropna().is_monotonic_decreasing
     assert (union.leaderboard(EPS["l2"], {"hand (x)": HAND})["kind"] == "ours").all()
     assert union.best(board).name == "hand (x)"
@@ -85,8 +89,46 @@ def test_leaderboard_ranks_by_union_and_appends_the_cited_rows_only_at_their_rad
 
 @pytest.mark.parametrize("bad", [3.0, "2.0", True, None])
 def test_an_unknown_radius_is_a_value_error_naming_it_and_the_choices(bad):
-    with pytest.raises(ValueError, match=rf"{bad!r}.*{L2_LITERATURE_EPS}.*{EPS['l2']}"):
+    with pytest.raises(ValueError, match=rf"{bad!r}.*{L2_LITERATURE_EPS}.*{EPS['l2']}.*l1_eps={L1_LITERATURE_EPS}"):
         union.leaderboard(bad, {"hand (x)": HAND})
+    with pytest.raises(ValueError, match="l1_eps 12.0"):
+        union.threat(L2_LITERATURE_EPS, 12.0)
+
+
+#: ``HAND`` with ℓ1 rows (added later): PGD-ℓ1 breaks image 0, the one image that survives both other norms, and
+#: AutoAttack-ℓ1 image 3. By hand: ℓ1 3/6 (images 0, 1 lost, 3 lost), three-norm union 0/6.
+HAND_L1 = {**HAND, "added_rows": record({"x": list(ALL)}, added={"PGD-l1@10": [0, 1, 1, 1, 1, 1],
+                                                                  "AA-l1@10": [1, 1, 1, 0, 1, 1]})["added_rows"]}
+
+
+def test_the_three_norm_union_reads_the_l1_rows_added_beside_a_record():
+    three = union.threat(L2_LITERATURE_EPS, L1_LITERATURE_EPS)
+    assert three is union.THREATS["three norms"] and three.name == "ℓ∞ ε 0.3 ∪ ℓ2 ε 2.0 ∪ ℓ1 ε 10"
+    row = union.model_row(HAND_L1, three)
+    assert row["ℓ1"] == pytest.approx(100 * 3 / 6) and row["ℓ1 ε"] == L1_LITERATURE_EPS
+    assert row["ℓ∞"] == pytest.approx(100 * 3 / 6) and row["union"] == 0.0
+    assert row["attacks"] == "ℓ∞ PGD+S-O+AA; ℓ2 PGD+S-O+AA; ℓ1 PGD+AA" and row["flags"] == ""
+    two = union.model_row(HAND_L1, union.threat(L2_LITERATURE_EPS))
+    assert math.isnan(two["ℓ1"]) and two["union"] == pytest.approx(100 * 1 / 6), "ℓ1 rows change no two-norm union"
+    without = union.model_row(HAND, three)
+    assert math.isnan(without["union"]) and "no ℓ1 ε 10 rows" in without["flags"]
+    board = union.leaderboard(L2_LITERATURE_EPS, {"l1 (x)": HAND_L1, "hand (x)": HAND}, l1_eps=L1_LITERATURE_EPS)
+    cited = board[board["kind"] == "literature"]
+    assert (cited["ℓ1 ε"] == 10).all() and cited["ℓ1"].notna().all() and not cited["flags"].str.contains("ℓ1").any()
+    assert cited.loc[f"MSD ({union.LITERATURE})", "union"] == pytest.approx(58.4)
+    assert "ℓ1" in union.shown(board).columns
+    assert "ℓ1" not in union.shown(union.leaderboard(EPS["l2"], {"hand (x)": HAND})).columns
+
+
+def test_added_rows_are_the_l1_rows_at_the_literature_radius_with_the_profile_steps():
+    from advlib.protocols import MEDIUM
+    from advlib.strong import AutoAttackSpec
+    rows = union.added_rows(MEDIUM)
+    assert list(rows) == ["PGD-l1@10", "AA-l1@10"]
+    assert rows["PGD-l1@10"].norm == "l1" and rows["PGD-l1@10"].eps == L1_LITERATURE_EPS
+    assert rows["PGD-l1@10"].steps == MEDIUM.evaluation["PGD-linf"].steps
+    assert rows["AA-l1@10"] == AutoAttackSpec.standard("l1", L1_LITERATURE_EPS)
+    assert union.added_rows(MEDIUM, union.threat(EPS["l2"])) == {}
 
 
 def test_a_missing_folder_is_a_value_error_listing_the_folders(tmp_path):

@@ -1,5 +1,5 @@
-"""``python -m advlib released-ablations``, ``large-linf-ablations``, ``protocol-rows`` and ``variants``: the argument
-parsing.
+"""``python -m advlib released-ablations``, ``large-linf-ablations``, ``protocol-rows``, ``union-rows`` and
+``variants``: the argument parsing.
 
 ``add_commands`` adds the subcommands to ``advlib.__main__``'s parser; the experiments themselves are imported
 only when a command runs.
@@ -84,6 +84,15 @@ def _protocol_rows(args: argparse.Namespace) -> None:
     protocol_rows.run(args.profile, args.cells, args.results, log=partial(print, flush=True))
 
 
+def _union_rows(args: argparse.Namespace) -> None:
+    import torch
+
+    from advlib.experiments import union_rows
+    torch.set_num_threads(args.threads)
+    union_rows.run(args.profile, args.cells, args.results, autoattack=not args.no_autoattack,
+                   log=partial(print, flush=True))
+
+
 def variant_list(text: str) -> list[str]:
     """Comma-separated variant names (argparse type), each one of ``advlib.variants.VARIANTS``."""
     from advlib import variants
@@ -117,8 +126,8 @@ def _keep(args: argparse.Namespace) -> None:
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    """Add ``released-ablations``, ``large-linf-ablations``, ``protocol-rows`` and ``variants`` to the subcommands
-    ``sub``."""
+    """Add ``released-ablations``, ``large-linf-ablations``, ``protocol-rows``, ``union-rows`` and ``variants`` to
+    the subcommands ``sub``."""
     rel = sub.add_parser("released-ablations", help="ablations of the TRADES authors' released MNIST model "
                                                     "(chapter 12; resumable)")
     rel.add_argument("--n", type=positive_int, default=1000,
@@ -158,6 +167,16 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     rows.add_argument("--threads", type=positive_int, default=2,
                       help="torch intra-op threads (default 2: the medium records were made with 2)")
     rows.set_defaults(run=_protocol_rows)
+    uni = sub.add_parser("union-rows", help="add the rows the union leaderboard reads and no profile evaluates "
+                                            "(ℓ1: PGD and AutoAttack) beside records whose model is kept or "
+                                            "checkpointed (resumable)")
+    uni.add_argument("--profile", default="medium", help="a profile or variant (default medium)")
+    uni.add_argument("--cells", type=cell_list, default=None,
+                     help="comma-separated cells (default: every record in the results folder)")
+    uni.add_argument("--results", type=Path, default=None, help="records folder (default results/<profile>)")
+    uni.add_argument("--no-autoattack", action="store_true", help="add the PGD rows only")
+    uni.add_argument("--threads", type=positive_int, default=2, help="torch intra-op threads (default 2)")
+    uni.set_defaults(run=_union_rows)
     var = sub.add_parser("variants", help="train and evaluate the profile variants of advlib.variants (ablations of "
                                           "the divergences' causes, seed spread) into results/variants/ (resumable)")
     var.add_argument("--names", type=variant_list, default=None,
