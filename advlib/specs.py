@@ -17,6 +17,9 @@ L2_LITERATURE_EPS = 2.0
 #: ATDA's own FGSM radius (ℓ∞): the official code's ``--eps`` default (JHL-HUST/ATDA ``train_atda.py``;
 #: protocols §4.1). Table 1's ATDA rows train with PGD at ``EPS`` instead (REPRO CHOICE, ``protocols``).
 ATDA_FGSM_EPS = 0.1
+#: FGSM-RS's step, a multiple of ε, from a uniform random start in the ε-ball (Wong, Rice & Kolter 2020, "Fast is
+#: better than free", α = 1.25 ε): single-step training that PGD breaks less often than FGSM from x.
+FGSM_RS_STEP = 1.25
 #: The ℓ1 radius of the multi-norm MNIST literature: 10, in Maini, Wong & Kolter 2020's MNIST table as their
 #: repository's current README states it (with ℓ2 2.0; version "final" of ``resources/multinorm_literature.csv``),
 #: their later attack code's default (MNIST/mnist_funcs.py @0cbe65f) and Tramèr & Boneh's MNIST config.json. Their

@@ -18,7 +18,7 @@ import pandas as pd
 
 from advlib import extended, protocols
 from advlib.protocols import MEDIUM, Profile
-from advlib.specs import ATDA_FGSM_EPS, MADRY_LINF_STEP, AttackSpec
+from advlib.specs import ATDA_FGSM_EPS, FGSM_RS_STEP, MADRY_LINF_STEP, AttackSpec
 
 #: Where variant records live, under the results root.
 FOLDER = "variants"
@@ -113,6 +113,20 @@ def _atda_one_epoch(base: Profile) -> Variant:
         f"Its base, trained for {epochs} epochs, collapses under PGD-ℓ∞.")
 
 
+def _atda_fgsm_random_start(base: Profile) -> Variant:
+    spec = base.train_attack["linf"]
+    step = FGSM_RS_STEP * spec.eps
+    what = f"ATDA's FGSM-ℓ∞ starts uniformly in the ε-ball and steps {step:g} (then back into the ball) instead of ε from x"
+    fast = AttackSpec.pgd("linf", steps=1, eps=spec.eps, step_size=step, random_start=True)
+    return Variant(
+        _derive(base, f"{base.name}-rs", what, train_attack={**base.train_attack, "linf": fast}), base.name,
+        ("atda-linf",), what,
+        "FGSM from a uniform random start with a step of 1.25 ε ('FGSM-RS', Wong, Rice & Kolter 2020, 'Fast is better "
+        "than free') is single-step training that PGD breaks less often than FGSM from x; an ATDA trained on "
+        "single-step examples that holds partly under PGD would lie where the paper's ℓ∞ ATDA does, between our "
+        "PGD-trained ATDA and its FGSM-from-x base.")
+
+
 def _fine_tuned(base: Profile, start: str) -> Variant:
     what = f"Mix training starts from the kept model {start} instead of a fresh network (fine-tuning)"
     literature_rows = {name: spec for name, spec in extended.extended_spec(base).rows.items()
@@ -149,7 +163,7 @@ def _seed(base: Profile, seed: int) -> Variant:
 BUILDS: tuple[Callable[[], Variant], ...] = (
     lambda: _l2_short_steps(MEDIUM), lambda: _atda_fgsm(MEDIUM), lambda: _mix_by_epoch(MEDIUM),
     lambda: _atda_fgsm_small(MEDIUM), lambda: _atda_predicted_labels(_atda_fgsm_small(MEDIUM).profile),
-    lambda: _atda_one_epoch(_atda_fgsm(MEDIUM).profile),
+    lambda: _atda_one_epoch(_atda_fgsm(MEDIUM).profile), lambda: _atda_fgsm_random_start(_atda_fgsm(MEDIUM).profile),
     lambda: _seed(MEDIUM, 1), lambda: _seed(MEDIUM, 2), lambda: _fine_tuned(MEDIUM, "medium-madry-linf"))
 VARIANTS: dict[str, Variant] = {v.name: v for v in (build() for build in BUILDS)}
 
