@@ -41,7 +41,7 @@ LITERATURE = "Maini et al. 2020"
 #: Norms in the order a leaderboard shows them.
 NORMS = ("linf", "l2", "l1")
 COLUMNS = ["source", "profile", "n", "natural", "ℓ∞", "ℓ2", "ℓ1", "ℓ2 ε", "ℓ1 ε", "union", "ℓ2 bound", "attacks",
-           "flags", "kind"]
+           "flags", "train (min)", "device", "kind"]
 ACCURACIES = ("natural", "ℓ∞", "ℓ2", "ℓ1", "union", "ℓ2 bound")
 
 
@@ -141,11 +141,18 @@ def _percent(mask: torch.Tensor | None) -> float:
     return percent(mask) if mask is not None else math.nan
 
 
+def _training_minutes(record: dict) -> float:
+    """The record's own training time in minutes (``wall_time["train"]``: the run that made it, so a fine-tuned
+    model's fine-tuning only, and a training resumed from a checkpoint its last run only), NaN where it has none."""
+    seconds = record.get("wall_time", {}).get("train")
+    return seconds / 60 if isinstance(seconds, (int, float)) else math.nan
+
+
 def model_row(record: dict, model: ThreatModel, *, bounds_path: Path | None = None) -> dict:
     """One leaderboard row (accuracies in %) for ``record`` under ``model``: natural, each norm's worst case
     (clean ∧ every attack row of that norm the record holds; NaN for a norm outside ``model``), the union over all
     of ``model``'s norms (NaN if one has no row), the data's bound on the ℓ2 accuracy for the record's n, the
-    attacks used and flags for what is missing."""
+    attacks used, flags for what is missing, and the record's training time (minutes) and device."""
     masks, n = records.all_masks(record), record["n_test"]
     if "Natural" not in masks:
         raise ValueError(f"record {record.get('cell')!r} has no 'Natural' mask; masks: {', '.join(sorted(masks))}")
@@ -161,7 +168,8 @@ def model_row(record: dict, model: ThreatModel, *, bounds_path: Path | None = No
             **{NORM_LABELS[norm]: _percent(worst.get(norm)) for norm in NORMS},
             "ℓ2 ε": model.l2_eps, "ℓ1 ε": model.l1_eps if model.l1_eps is not None else math.nan,
             "union": _percent(every), "ℓ2 bound": 100 * bound, "attacks": _attack_names(used),
-            "flags": "; ".join(flags), "kind": "ours"}
+            "flags": "; ".join(flags), "train (min)": _training_minutes(record), "device": record.get("device", ""),
+            "kind": "ours"}
 
 
 def collect(folders: tuple[str, ...] | None = None, root: str | Path | None = None) -> dict[str, dict]:
@@ -201,7 +209,8 @@ def literature_rows(model: ThreatModel = THREATS["literature"]) -> pd.DataFrame:
         "ℓ∞": r["linf"], "ℓ2": r["l2"], "ℓ1": r["l1"] if model.l1_eps is not None else math.nan,
         "ℓ2 ε": float(r["eps_l2"]), "ℓ1 ε": float(r["eps_l1"]) if model.l1_eps is not None else math.nan,
         "union": r["all_attacks"], "ℓ2 bound": math.nan, "attacks": r["attacks"],
-        "flags": f"cited{extra}; not AutoAttack", "kind": "literature"} for method, r in lit.iterrows()}
+        "flags": f"cited{extra}; not AutoAttack", "train (min)": math.nan, "device": "", "kind": "literature"}
+        for method, r in lit.iterrows()}
     return pd.DataFrame.from_dict(rows, orient="index", columns=COLUMNS)
 
 
@@ -241,7 +250,7 @@ def shown(frame: pd.DataFrame, decimals: int = 1) -> pd.DataFrame:
     """``frame`` for printing: accuracies rounded, the "kind" column dropped (``source`` says it), and the ℓ1 columns
     too where no row has an ℓ1 accuracy."""
     drop = ["kind"] + (["ℓ1", "ℓ1 ε"] if frame["ℓ1"].isna().all() else [])
-    return frame.drop(columns=drop).round({c: decimals for c in ACCURACIES})
+    return frame.drop(columns=drop).round({**{c: decimals for c in ACCURACIES}, "train (min)": 1})
 
 
 def command(root: str | Path | None = None) -> None:

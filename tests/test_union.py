@@ -157,3 +157,11 @@ def test_committed_records_rank_large_madry_mix_with_union_below_its_weakest_nor
     assert (above == paper["flags"].str.contains("above the data's bound")).all()
     assert paper["ℓ2 bound"].notna().all()
     assert isinstance(union.best(board), pd.Series)
+
+
+def test_a_row_carries_the_records_training_time_and_device():
+    timed = {**HAND, "wall_time": {"train": 90.0}, "device": "cpu (x86_64, 2 threads)"}
+    row = union.model_row(timed, union.threat(L2_LITERATURE_EPS))
+    assert row["train (min)"] == pytest.approx(1.5) and row["device"] == "cpu (x86_64, 2 threads)"
+    untimed = union.model_row(HAND, union.threat(L2_LITERATURE_EPS))
+    assert math.isnan(untimed["train (min)"]) and untimed["device"] == ""
