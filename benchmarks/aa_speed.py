@@ -57,18 +57,23 @@ def main() -> None:
     parser.add_argument("--model", default="medium-madry-linf", help="a kept model, <profile>-<cell>")
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--chunk", type=int, default=250)
+    parser.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated rows of {', '.join(ROWS)} "
+                                                                "(default both)")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
+    chosen = {r.strip(): ROWS[r.strip()] for r in args.rows.split(",") if r.strip() in ROWS}
+    if not chosen or len(chosen) != len([r for r in args.rows.split(",") if r.strip()]):
+        parser.error(f"--rows {args.rows!r}: choose among {', '.join(ROWS)}")
     runtime.tune_allocator()
     model = kept.load_named(args.model).to(memory_format=torch.channels_last)
     x, y = advlib.load_mnist("test", limit=args.n)
     x = x.contiguous(memory_format=torch.channels_last)
-    masks = {r: {p: [] for p in PRECISIONS} for r in ROWS}
-    seconds = {r: {p: dict.fromkeys(ATTACKS, 0.0) for p in PRECISIONS} for r in ROWS}
+    masks = {r: {p: [] for p in PRECISIONS} for r in chosen}
+    seconds = {r: {p: dict.fromkeys(ATTACKS, 0.0) for p in PRECISIONS} for r in chosen}
     load = []
     for c, start in enumerate(range(0, args.n, args.chunk)):
         xc, yc = x[start:start + args.chunk], y[start:start + args.chunk]
-        for row, spec in ROWS.items():
+        for row, spec in chosen.items():
             for precision in (PRECISIONS if c % 2 == 0 else PRECISIONS[::-1]):
                 mask, secs = cascade(model, xc, yc, spec, precision)
                 masks[row][precision].append(mask)
@@ -78,7 +83,7 @@ def main() -> None:
                       flush=True)
         load.append(os.getloadavg()[0])
     rows = {}
-    for row in ROWS:
+    for row in chosen:
         m = {p: torch.cat(masks[row][p]) for p in PRECISIONS}
         acc = {p: float(m[p].float().mean()) for p in PRECISIONS}
         missed = int((m["bf16"] & ~m["fp32"]).sum())
@@ -92,7 +97,7 @@ def main() -> None:
            "total_seconds": total, "speedup": total["fp32"] / total["bf16"],
            "all_within_0.3_points": all(r["within_tolerance"] for r in rows.values()),
            "load_average_1min_per_chunk": load, "device": runtime.device_name(torch.device("cpu")),
-           "threads": torch.get_num_threads(), "rows_config": {r: spec.config() for r, spec in ROWS.items()},
+           "threads": torch.get_num_threads(), "rows_config": {r: spec.config() for r, spec in chosen.items()},
            "native_bf16": runtime.native_bf16(), "torch_version": torch.__version__,
            "autoattack": package_version(), "git_revision": records.git_revision(),
            "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
