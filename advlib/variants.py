@@ -127,33 +127,33 @@ def _atda_fgsm_random_start(base: Profile) -> Variant:
         "PGD-trained ATDA and its FGSM-from-x base.")
 
 
+def _literature_rows(base: Profile) -> dict[str, AttackSpec]:
+    """The extended block's PGD and S-O rows at the literature's ℓ2 ε = 2.0, as extra rows of a variant."""
+    return {name: spec for name, spec in extended.extended_spec(base).rows.items() if name in ("PGD-l2@2", "SO-l2@2")}
+
+
 def _fine_tuned(base: Profile, start: str) -> Variant:
     what = f"Mix training starts from the kept model {start} instead of a fresh network (fine-tuning)"
-    literature_rows = {name: spec for name, spec in extended.extended_spec(base).rows.items()
-                       if name in ("PGD-l2@2", "SO-l2@2")}
     return Variant(
         _derive(base, f"{base.name}-finetuned", what, start=start), base.name, ("madry-mix",), what,
         "E-AT (Croce & Hein 2022) reaches robustness in several norms at once by fine-tuning a model robust in one "
         "norm for a few epochs on attacks in several; here the profile's Mix schedule (ℓ2 and ℓ∞ batches in turn) "
         "fine-tunes the kept ℓ∞ model (issue 24). The extra rows attack ℓ2 at the literature's ε = 2.0, so the union "
         "leaderboard can place the model.",
-        literature_rows)
+        _literature_rows(base))
 
 
 def _l2_training_radius(base: Profile, eps: float) -> Variant:
     spec = base.train_attack["l2"]
     what = f"ℓ2 training PGD at ε = {eps:g} instead of {spec.eps:g} (its step by the same rule: 2.5·ε/steps)"
     trained = AttackSpec.pgd("l2", steps=spec.steps, eps=eps, random_start=spec.random_start)
-    literature_rows = {name: spec for name, spec in extended.extended_spec(base).rows.items()
-                       if name in ("PGD-l2@2", "SO-l2@2")}
     return Variant(
         _derive(base, f"{base.name}-l2-{eps:g}", what, train_attack={**base.train_attack, "l2": trained}), base.name,
         ("madry-mix",), what,
-        "The union leaderboard's threat model bounds ℓ2 at the literature's ε = 2.0, half the paper's 4.0, where the "
-        "data's own bound already caps every classifier near half the test images; training at the radius that is "
-        "evaluated is the usual choice of the multi-norm literature (Tramèr & Boneh 2019; Maini et al. 2020; "
-        "Croce & Hein 2022). The ablation of issue 24 (ℓ2 training radius 2.0 vs 4.0).",
-        literature_rows)
+        "The union leaderboard's threat model bounds ℓ2 at the literature's ε = 2.0, half the paper's 4.0; training "
+        "at the radius that is evaluated is the usual choice of the multi-norm literature (Tramèr & Boneh 2019; "
+        "Maini et al. 2020; Croce & Hein 2022). The ablation of issue 24 (ℓ2 training radius 2.0 vs 4.0).",
+        _literature_rows(base))
 
 
 def _mix_by_epoch(base: Profile) -> Variant:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -25,6 +27,20 @@ REPO = Path(__file__).resolve().parents[1]
 # also uses, every parallel op waits for a descheduled thread (measured: 8 ms instead of 30 µs per op,
 # and 2x slower MadryCNN training). Override with ADVLIB_TEST_THREADS.
 torch.set_num_threads(int(os.environ.get("ADVLIB_TEST_THREADS", "1")))
+
+
+@contextmanager
+def registered_profile(profile) -> Iterator[pytest.MonkeyPatch]:
+    """``profile`` among ``advlib.protocols.PROFILES`` (experiments and the verifier look profiles up by name), MNIST
+    read from ``full_mnist_root`` and never downloaded, until the block ends; yields the monkeypatch."""
+    from advlib import protocols
+    with pytest.MonkeyPatch.context() as mp:
+        root = full_mnist_root()
+        if root is not None:
+            mp.setenv("ADVLIB_DATA", str(root))
+        mp.setattr("advlib.data._download", lambda folder: False)
+        mp.setitem(protocols.PROFILES, profile.name, profile)
+        yield mp
 
 
 def full_mnist_root() -> Path | None:

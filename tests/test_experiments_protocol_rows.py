@@ -20,7 +20,7 @@ from advlib.experiments import protocol_rows
 from advlib.protocols import QUICK, TrainSpec
 from advlib.records import RecordError
 from advlib.specs import AttackSpec
-from conftest import full_mnist_root
+from conftest import registered_profile
 
 CELLS = ("madry-linf", "madry-l2")
 #: Test-only: 80 training images, one epoch of 1-step PGD training, 20 test images, 2-step attacks.
@@ -37,12 +37,7 @@ TINY = replace(
 def registered():
     """``TINY`` among the profiles (the experiment and the verifier look profiles up by name), MNIST never
     downloaded."""
-    with pytest.MonkeyPatch.context() as mp:
-        root = full_mnist_root()
-        if root is not None:
-            mp.setenv("ADVLIB_DATA", str(root))
-        mp.setattr("advlib.data._download", lambda folder: False)
-        mp.setitem(protocols.PROFILES, TINY.name, TINY)
+    with registered_profile(TINY):
         yield TINY
 
 

@@ -7,13 +7,13 @@ import warnings
 import pytest
 import torch
 
-from advlib import protocols, records, strong, union
+from advlib import records, strong, union
 from advlib import reproduce as rep
 from advlib.__main__ import main
 from advlib.experiments import union_rows
 from advlib.specs import AttackSpec
 from advlib.strong import AutoAttackSpec
-from conftest import full_mnist_root, tiny_profile
+from conftest import registered_profile, tiny_profile
 
 TINY = tiny_profile("tiny-union-rows", seed=4)
 #: Cheap stand-ins for ``union.added_rows``: 2 PGD-ℓ1 steps, AutoAttack-ℓ1's first attack only.
@@ -23,12 +23,7 @@ ROWS = {"PGD-l1@10": AttackSpec.pgd("l1", steps=2, eps=10.0), "AA-l1@10": AutoAt
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory):
     """madry-linf recorded with its checkpoint, madry-l2 recorded and its checkpoint deleted."""
-    with pytest.MonkeyPatch.context() as mp:
-        root = full_mnist_root()
-        if root is not None:
-            mp.setenv("ADVLIB_DATA", str(root))
-        mp.setattr("advlib.data._download", lambda folder: False)
-        mp.setitem(protocols.PROFILES, TINY.name, TINY)
+    with registered_profile(TINY) as mp:
         mp.setattr(union, "added_rows", lambda profile: dict(ROWS))
         out = tmp_path_factory.mktemp("results") / TINY.name
         with warnings.catch_warnings():
