@@ -230,8 +230,9 @@ OPEN = (
      "unexplained, ATDA: the paper's ℓ∞ ATDA lies between our ATDA trained on PGD (a REPRO CHOICE), which is more "
      "robust, and ATDA trained on FGSM as published, which PGD breaks almost completely at the medium profile, "
      "whether FGSM uses the evaluation's ε 0.3 (ablation medium-atda-fgsm; also after 1 epoch instead of 5, "
-     "medium-atda-fgsm-1epoch) or ATDA's own 0.1 (medium-atda-fgsm-small; also on the model's own labels, as "
-     "ATDA's code, medium-atda-fgsm-small-predicted)"),
+     "medium-atda-fgsm-1epoch; also from a random start with a step of 1.25 ε, FGSM-RS, medium-atda-fgsm-rs) or "
+     "ATDA's own 0.1 (medium-atda-fgsm-small; also on the model's own labels, as ATDA's code, "
+     "medium-atda-fgsm-small-predicted)"),
     (lambda row: True, "unexplained"),
 )
 
