@@ -143,9 +143,11 @@ def _percent(mask: torch.Tensor | None) -> float:
 
 def _training_minutes(record: dict) -> float:
     """The record's own training time in minutes (``wall_time["train"]``: the run that made it, so a fine-tuned
-    model's fine-tuning only, and a training resumed from a checkpoint its last run only), NaN where it has none."""
+    model's fine-tuning only, and a training resumed from a checkpoint its last run only); NaN where it has none or
+    that run trained nothing (a released model, a finished checkpoint loaded)."""
     seconds = record.get("wall_time", {}).get("train")
-    return seconds / 60 if isinstance(seconds, (int, float)) else math.nan
+    trained = isinstance(seconds, (int, float)) and seconds > 1  # loading a finished model takes well under 1 s
+    return seconds / 60 if trained else math.nan
 
 
 def model_row(record: dict, model: ThreatModel, *, bounds_path: Path | None = None) -> dict:

@@ -165,3 +165,5 @@ def test_a_row_carries_the_records_training_time_and_device():
     assert row["train (min)"] == pytest.approx(1.5) and row["device"] == "cpu (x86_64, 2 threads)"
     untimed = union.model_row(HAND, union.threat(L2_LITERATURE_EPS))
     assert math.isnan(untimed["train (min)"]) and untimed["device"] == ""
+    loaded = union.model_row({**timed, "wall_time": {"train": 0.0}}, union.threat(L2_LITERATURE_EPS))
+    assert math.isnan(loaded["train (min)"]), "a released model or a loaded checkpoint trained nothing here"
