@@ -421,7 +421,7 @@ def curvature_scatter(frame: pd.DataFrame) -> plt.Figure:
 #: Bar styles of ``union_leaderboard``: our models evaluated with AutoAttack, ours without it, published rows.
 UNION_STYLES = {"ours": {"color": "C0", "label": "ours (PGD, S-O, AutoAttack)"},
                 "ours, no AutoAttack": {"color": "#9ecae1", "label": "ours, no AutoAttack (flagged)"},
-                "literature": {"color": "C1", "hatch": "//", "label": "published (cited; other radii, attacks)"}}
+                "literature": {"color": "C1", "hatch": "//", "label": "published (cited; other attacks, ℓ1 in union)"}}
 
 
 def union_leaderboard(frame: pd.DataFrame, ax=None) -> plt.Figure:
