@@ -74,10 +74,9 @@ def extended_dependencies(config: dict, evaluation: dict, test_fingerprint: str,
     builds on (``BASE_ROWS`` of ``evaluation``: name → spec; a row added to a profile changes no block), the test
     examples, the seed, and AutoAttack's search precision where it is not fp32 (``runtime.search_precision``)."""
     settings = identity.without_defaults({k: config[k] for k in SETTINGS}, ExtendedSpec)
-    search_dep = {"autoattack_search": search} if search != "fp32" else {}  # fp32, the default, is in no key
     return {"rows": {k: identity.spec_config(v) for k, v in config["rows"].items()}, **settings,
             "base": {k: identity.spec_config(evaluation[k]) for k in BASE_ROWS}, "data": test_fingerprint,
-            "seed": seed, "version": identity.ATTACK_VERSION, **search_dep}
+            "seed": seed, "version": identity.ATTACK_VERSION, **identity.search_dependency(search)}
 
 
 def expected_identity(profile: Profile, record: dict) -> dict:

@@ -120,6 +120,12 @@ def model_dependencies(config: dict, cell: str, train_fingerprint: str) -> dict:
     return deps
 
 
+def search_dependency(search: str) -> dict:
+    """AutoAttack's search precision (``runtime.search_precision``) as a dependency of a row or block: none for
+    "fp32", the default, so it is in no key; ``{"autoattack_search": search}`` otherwise."""
+    return {"autoattack_search": search} if search != "fp32" else {}
+
+
 def row_dependencies(spec: dict | AttackSpec | AutoAttackSpec | str, test_fingerprint: str, seed: int) -> dict:
     """What one evaluation row depends on: its attack (``CLEAN`` for clean accuracy), the test examples and the
     seed (the model is the file's)."""

@@ -236,7 +236,7 @@ def _added_row(model: nn.Module, x: Tensor, y: Tensor, name: str, spec: AttackSp
     if isinstance(spec, AutoAttackSpec):
         start, search = time.perf_counter(), runtime.search_precision()
         mask = strong.autoattack(model, x, y, spec, seed=seed, precision=search)[spec.attacks[-1]]
-        return mask, time.perf_counter() - start, ({"autoattack_search": search} if search != "fp32" else {})
+        return mask, time.perf_counter() - start, identity.search_dependency(search)
     result = evaluate(model, x, y, {name: spec}, seed=seed, quiet=quiet)
     return result.correct[name], result.seconds[name], {}
 

@@ -61,9 +61,10 @@ def main() -> None:
                                                                 "(default both)")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
-    chosen = {r.strip(): ROWS[r.strip()] for r in args.rows.split(",") if r.strip() in ROWS}
-    if not chosen or len(chosen) != len([r for r in args.rows.split(",") if r.strip()]):
+    names = [r.strip() for r in args.rows.split(",") if r.strip()]
+    if not names or any(r not in ROWS for r in names):
         parser.error(f"--rows {args.rows!r}: choose among {', '.join(ROWS)}")
+    chosen = {r: ROWS[r] for r in names}
     runtime.tune_allocator()
     model = kept.load_named(args.model).to(memory_format=torch.channels_last)
     x, y = advlib.load_mnist("test", limit=args.n)
