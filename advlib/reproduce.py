@@ -92,7 +92,7 @@ def _fresh(name: str, seed: int, device: torch.device, **kwargs) -> nn.Module:
     return model.to(device).to(memory_format=runtime.memory_format())
 
 
-def _starting_model(profile: Profile, device: torch.device) -> nn.Module:
+def starting_model(profile: Profile, device: torch.device) -> nn.Module:
     """A fresh Madry CNN (``profile.init``), or the kept model ``profile.start`` to fine-tune."""
     if profile.start is None:
         return _fresh("madry", profile.seed, device, init=profile.init)
@@ -154,7 +154,7 @@ def train_cell(profile: Profile, cell: str, tensors: dict, out: Path, quiet: boo
     start = time.perf_counter()
     static = [train_static(profile, name, tensors, out, quiet, deadline) for name in spec.static_models]
     static_seconds = time.perf_counter() - start
-    model = _starting_model(profile, tensors["x"].device)
+    model = starting_model(profile, tensors["x"].device)
     impl = make_defense(defense, norm, profile, static, tensors["x"].device)
     history = _fit_or_stop(model, tensors["x"], tensors["y"], impl, spec, seed=profile.seed,
                            checkpoint=checkpoint, quiet=quiet, desc=cell, deadline=deadline)

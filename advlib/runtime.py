@@ -46,6 +46,9 @@ CHANNELS_LAST_ENV, CUDNN_BENCHMARK_ENV = "ADVLIB_CHANNELS_LAST", "ADVLIB_CUDNN_B
 #: The verdict is fp32 either way; a bf16 search is faster where the CPU has native bf16 (``native_bf16``) but can
 #: miss adversarial examples, so it is an opt-in switch (benchmarks/aa_speed.py measures both effects).
 SEARCH_PRECISION_ENV = "ADVLIB_SEARCH_PRECISION"
+#: oneDNN's (and, as ``ATEN_CPU_CAPABILITY``, ATen's) ceiling on the vector instructions of CPU kernels. Set both
+#: to AVX2 on an AVX-512 machine to train as a machine without AVX-512 does (``settings`` records them).
+ONEDNN_ISA_ENV = "ONEDNN_MAX_CPU_ISA"
 _PRECISIONS = {"bf16": torch.bfloat16, "fp32": torch.float32}
 
 
@@ -91,9 +94,15 @@ def configure(device: torch.device) -> dict:
 
 
 def settings(device: torch.device) -> dict:
-    """The run-time settings that can change results in the last bits: memory format, cuDNN modes, TF32."""
+    """The run-time settings that can change results in the last bits: memory format, cuDNN modes, TF32; on a CPU
+    the vector instructions its kernels use (ATen's ``cpu_capability``, and oneDNN's ceiling if
+    ``ONEDNN_MAX_CPU_ISA`` sets one): training on AVX2 and on AVX-512 kernels ends at different weights."""
     from advlib import graphs
     out = {"channels_last": memory_format() == torch.channels_last}
+    if device.type == "cpu":
+        out["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
+        if os.environ.get(ONEDNN_ISA_ENV):
+            out["onednn_max_cpu_isa"] = os.environ[ONEDNN_ISA_ENV]
     if device.type == "cuda":
         out.update(cudnn_benchmark=torch.backends.cudnn.benchmark, cudnn_tf32=torch.backends.cudnn.allow_tf32,
                    matmul_tf32=torch.backends.cuda.matmul.allow_tf32, cuda_graphs=graphs.enabled(device))

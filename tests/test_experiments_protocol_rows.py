@@ -11,11 +11,11 @@ from dataclasses import replace
 import pytest
 import torch
 
-from advlib import models, protocols, records, verify
+from advlib import models, protocols, records, runtime, verify
 from advlib import reproduce as rep
 from advlib.__main__ import main
 from advlib.attacks import run_attack
-from advlib.evaluation import Evaluation, predict
+from advlib.evaluation import Evaluation, evaluate, predict
 from advlib.experiments import protocol_rows
 from advlib.protocols import QUICK, TrainSpec
 from advlib.records import RecordError
@@ -146,6 +146,10 @@ def test_a_cell_already_checked_is_skipped_and_the_next_one_runs(results, monkey
     assert trained == ["madry-l2"]  # add_rows is given the model: trained once, and only the new cell
     assert doc["cells"]["madry-linf"] == first and set(doc["cells"]) == {"madry-linf", "madry-l2"}
     assert any("madry-linf: already in" in line for line in lines)
+    again = protocol_rows.run(TINY.name, "madry-linf", results, again=True, log=lines.append)
+    assert again["earlier"] == {"madry-linf": [first]}  # checked once more, the earlier entry kept
+    assert again["cells"]["madry-linf"]["differing"] == first["differing"]
+    assert again["cells"]["madry-linf"]["runtime"] == runtime.settings(torch.device("cpu"))
 
 
 def test_a_model_with_other_clean_predictions_gets_no_rows(results, monkeypatch):
@@ -158,6 +162,20 @@ def test_a_model_with_other_clean_predictions_gets_no_rows(results, monkeypatch)
     assert entry["differing"]["Natural"] > 0 and entry["protocol_rows"] == {}
     assert f"differ from the record's on {entry['differing']['Natural']} images" in entry["skipped"]
     assert not records.side_path(results / "madry-l2.json", "rows").exists()
+    # the protocol rows are still measured, on the retrained model, and kept in the entry only
+    assert set(entry["retrained_protocol_rows"]) == set(protocols.PROTOCOL_ROWS)
+    model, tensors = untrained(TINY, "madry-l2", None, None)[0], rep.load_data(TINY, torch.device("cpu"))
+    expected = evaluate(model, tensors["xt"], tensors["yt"], protocols.protocol_rows(TINY), seed=TINY.seed)
+    assert entry["retrained_protocol_rows"] == {k: expected.accuracy()[k] for k in protocols.PROTOCOL_ROWS}
+    # an entry made before they were measured gets them on the next run, nothing else recomputed
+    path = results / protocol_rows.FILE
+    old = {k: v for k, v in json.loads(path.read_text()).items() if k not in ("schema", "kind", "digest")}
+    del old["cells"]["madry-l2"]["retrained_protocol_rows"]
+    records.write_document(path, old, protocol_rows.KIND)
+    lines: list[str] = []
+    again = protocol_rows.run(TINY.name, "madry-l2", results, log=lines.append)["cells"]["madry-l2"]
+    assert again["retrained_protocol_rows"] == entry["retrained_protocol_rows"]
+    assert again["written"] == entry["written"] and any("on the retrained model" in line for line in lines)
 
 
 def test_a_cell_without_a_current_record_is_reported_and_left_out(results):
@@ -188,9 +206,11 @@ def test_the_command_passes_its_options_on(registered, monkeypatch, tmp_path):
     assert main(["protocol-rows", "--profile", TINY.name, "--cells", "madry-l2,madry-linf",
                  "--results", str(tmp_path)]) == 0
     assert main(["protocol-rows"]) == 0
-    (args, _), (defaults, _) = seen
+    assert main(["protocol-rows", "--again"]) == 0
+    (args, kw), (defaults, dkw), (_, again) = seen
     assert args == (TINY.name, "madry-l2,madry-linf", tmp_path) and defaults == ("medium", None, None)
-    assert threads == [2, 2]  # the medium records were made with 2 threads
+    assert kw["again"] is False and dkw["again"] is False and again["again"] is True
+    assert threads == [2, 2, 2]  # the medium records were made with 2 threads
 
 
 @pytest.mark.parametrize("argv, message", [

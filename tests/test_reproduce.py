@@ -438,7 +438,8 @@ def test_a_time_budget_must_be_positive(budget):
 
 def test_records_name_the_runtime_settings(madry_record):
     _, record = madry_record
-    assert record["runtime"] == {"channels_last": True}  # on a CPU: the memory format only
+    # on a CPU: the memory format and the kernels' vector instructions
+    assert record["runtime"] == {"channels_last": True, "cpu_capability": torch.backends.cpu.get_cpu_capability()}
 
 
 # ---------------------------------------------------------------------------------------------- data identity
@@ -609,8 +610,8 @@ def test_a_profile_with_a_start_fine_tunes_that_kept_model(monkeypatch):
     start = models.build("madry")
     asked = []
     monkeypatch.setattr(kept, "load_named", lambda stem, device="cpu": asked.append(stem) or start)
-    got = rep._starting_model(replace(QUICK, start="medium-madry-linf"), torch.device("cpu"))
+    got = rep.starting_model(replace(QUICK, start="medium-madry-linf"), torch.device("cpu"))
     assert asked == ["medium-madry-linf"] and got is start
-    fresh = rep._starting_model(QUICK, torch.device("cpu"))
+    fresh = rep.starting_model(QUICK, torch.device("cpu"))
     again = rep._fresh("madry", QUICK.seed, torch.device("cpu"), init=QUICK.init)
     assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), again.state_dict().values()))

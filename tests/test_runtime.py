@@ -12,7 +12,15 @@ def test_memory_format_defaults_to_channels_last_and_can_be_switched_off(monkeyp
     assert runtime.memory_format() == torch.channels_last
     monkeypatch.setenv(runtime.CHANNELS_LAST_ENV, "0")
     assert runtime.memory_format() == torch.contiguous_format
-    assert runtime.settings(torch.device("cpu")) == {"channels_last": False}
+    assert runtime.settings(torch.device("cpu"))["channels_last"] is False
+
+
+def test_cpu_settings_name_the_kernels_vector_instructions(monkeypatch):
+    monkeypatch.delenv(runtime.ONEDNN_ISA_ENV, raising=False)
+    cpu = runtime.settings(torch.device("cpu"))
+    assert cpu["cpu_capability"] == torch.backends.cpu.get_cpu_capability() and "onednn_max_cpu_isa" not in cpu
+    monkeypatch.setenv(runtime.ONEDNN_ISA_ENV, "AVX2")
+    assert runtime.settings(torch.device("cpu"))["onednn_max_cpu_isa"] == "AVX2"
 
 
 def test_configure_leaves_cpu_alone_and_reports_settings(monkeypatch):

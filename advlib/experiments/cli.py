@@ -1,5 +1,5 @@
-"""``python -m advlib released-ablations``, ``large-linf-ablations``, ``protocol-rows``, ``union-rows`` and
-``variants``: the argument parsing.
+"""``python -m advlib released-ablations``, ``large-linf-ablations``, ``protocol-rows``, ``union-rows``,
+``variants``, ``keep`` and ``kernel-check``: the argument parsing.
 
 ``add_commands`` adds the subcommands to ``advlib.__main__``'s parser; the experiments themselves are imported
 only when a command runs.
@@ -81,7 +81,7 @@ def _protocol_rows(args: argparse.Namespace) -> None:
 
     from advlib.experiments import protocol_rows
     torch.set_num_threads(args.threads)
-    protocol_rows.run(args.profile, args.cells, args.results, log=partial(print, flush=True))
+    protocol_rows.run(args.profile, args.cells, args.results, again=args.again, log=partial(print, flush=True))
 
 
 def _union_rows(args: argparse.Namespace) -> None:
@@ -125,9 +125,21 @@ def _keep(args: argparse.Namespace) -> None:
         raise SystemExit("over the budget: remove a kept model (results/models/)")
 
 
+def _kernel_check(args: argparse.Namespace) -> None:
+    from advlib.experiments import kernels
+    kernels.run(args.profile, args.cell, args.steps, args.out, threads=args.threads, log=partial(print, flush=True))
+
+
+def step_list(text: str) -> tuple[int, ...]:
+    """Comma-separated positive step counts (argparse type)."""
+    steps = tuple(positive_int(t.strip()) for t in text.split(",") if t.strip())
+    if not steps:
+        raise argparse.ArgumentTypeError(f"expected comma-separated step counts, got {text!r}")
+    return steps
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    """Add ``released-ablations``, ``large-linf-ablations``, ``protocol-rows``, ``union-rows`` and ``variants`` to
-    the subcommands ``sub``."""
+    """Add the experiments' subcommands (the module's list) to the subcommands ``sub``."""
     rel = sub.add_parser("released-ablations", help="ablations of the TRADES authors' released MNIST model "
                                                     "(chapter 12; resumable)")
     rel.add_argument("--n", type=positive_int, default=1000,
@@ -166,6 +178,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     rows.add_argument("--results", type=Path, default=None, help="records folder (default results/<profile>)")
     rows.add_argument("--threads", type=positive_int, default=2,
                       help="torch intra-op threads (default 2: the medium records were made with 2)")
+    rows.add_argument("--again", action="store_true",
+                      help="check cells already in the document once more (e.g. under other kernels), keeping "
+                           "their earlier entries")
     rows.set_defaults(run=_protocol_rows)
     uni = sub.add_parser("union-rows", help="add the rows the union leaderboard reads and no profile evaluates "
                                             "(ℓ1: PGD and AutoAttack) beside records whose model is kept or "
@@ -192,3 +207,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                                                             "results/medium/madry-l2.json")
     keep.add_argument("--results", type=Path, default=None, help="results root (default results/)")
     keep.set_defaults(run=_keep)
+    ker = sub.add_parser("kernel-check", help="the same training under the CPU's own and AVX2-capped kernels "
+                                              "(ATen, oneDNN): how far the weights and predictions drift apart")
+    ker.add_argument("--profile", type=profile_name, default="medium", help="profile (default medium)")
+    ker.add_argument("--cell", type=cell_list, default="madry-l2", help="one cell (default madry-l2)")
+    ker.add_argument("--steps", type=step_list, default=(1, 10, 100, 1000),
+                     help="comma-separated step counts to compare at (default 1,10,100,1000)")
+    ker.add_argument("--out", type=Path, default=None, help="document (default results/kernel-check.json)")
+    ker.add_argument("--threads", type=positive_int, default=2, help="torch intra-op threads (default 2)")
+    ker.set_defaults(run=_kernel_check)

@@ -9,8 +9,11 @@ record's rows side file (``reproduce.add_rows``, which refuses any other model);
 its rows are skipped. The record itself is never rewritten.
 
 The comparison goes to a sealed document ``<results>/retrain-check.json`` (kind ``KIND``), written after each cell:
-per cell the differing images per row, n, device, seconds and git revision. A cell already in it is skipped, so a
-killed run resumes at the next cell (and a killed training at its last checkpoint).
+per cell the differing images per row, n, device, the kernels' run-time settings (``runtime.settings``: a model
+trained on AVX2 kernels is not the one AVX-512 kernels train, ``advlib.experiments.kernels``), seconds and git
+revision. A cell already in it is skipped, so a killed run resumes at the next cell (and a killed training at its
+last checkpoint); ``again`` checks such cells once more (e.g. under other kernels: ``ONEDNN_MAX_CPU_ISA=AVX2
+ATEN_CPU_CAPABILITY=avx2``, with the cell's checkpoint removed), keeping the earlier entries under ``"earlier"``.
 """
 from __future__ import annotations
 
@@ -77,7 +80,8 @@ def check_cell(profile: Profile, cell: str, out: Path, tensors: dict, revision: 
     entry = {"differing": diff, "n": int(tensors["xt"].shape[0]), "model": records.model_key(rec),
              "accuracy": result.accuracy(), "record_accuracy": {k: rec["accuracy"][k] for k in diff},
              "checkpoint_found": found, "device": runtime.device_name(device), "record_device": rec["device"],
-             "torch_version": torch.__version__, "advlib_version": advlib.__version__, "git_revision": revision,
+             "runtime": runtime.settings(device), "torch_version": torch.__version__,
+             "advlib_version": advlib.__version__, "git_revision": revision,
              "seconds": {"train": trained, "evaluate": sum(result.seconds.values())}, "protocol_rows": {}}
     if diff[CLEAN] == 0:
         start = time.perf_counter()
@@ -88,8 +92,20 @@ def check_cell(profile: Profile, cell: str, out: Path, tensors: dict, revision: 
     else:
         entry["skipped"] = (f"the retrained model's clean predictions differ from the record's on {diff[CLEAN]} "
                             "images: not the record's model, no rows added")
+        entry.update(retrained_rows(profile, model, tensors, quiet))
     entry["written"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     return entry
+
+
+def retrained_rows(profile: Profile, model: torch.nn.Module, tensors: dict, quiet: bool = True) -> dict:
+    """The protocol rows measured on a retrained model that is not the record's (compared with that model's own
+    PGD-l2, in the entry's ``accuracy``; never written beside the record): ``retrained_protocol_rows`` and their
+    seconds."""
+    start = time.perf_counter()
+    result = evaluate(model, tensors["xt"], tensors["yt"], protocols.protocol_rows(profile), seed=profile.seed,
+                      quiet=quiet)
+    return {"retrained_protocol_rows": {name: result.accuracy()[name] for name in protocols.PROTOCOL_ROWS},
+            "retrained_protocol_seconds": time.perf_counter() - start}
 
 
 def summary_line(profile: str, cell: str, entry: dict) -> str:
@@ -101,26 +117,32 @@ def summary_line(profile: str, cell: str, entry: dict) -> str:
         line += f"; PGD-l2 {100 * entry['record_accuracy']['PGD-l2']:.1f}% (record), {rows}"
     else:
         line += f"; {entry['skipped']}"
+        if "retrained_protocol_rows" in entry:
+            rows = ", ".join(f"{k} {100 * v:.1f}%" for k, v in entry["retrained_protocol_rows"].items())
+            line += f"; on the retrained model: PGD-l2 {100 * entry['accuracy']['PGD-l2']:.1f}%, {rows}"
     return line + f" ({sum(entry['seconds'].values()):.0f} s)"
 
 
 def run(profile: str, cells: str | list[str] | None = None, results: str | Path | None = None, *,
-        device: str = "cpu", quiet: bool = True, log: Callable[[str], None] = print) -> dict:
+        device: str = "cpu", again: bool = False, quiet: bool = True, log: Callable[[str], None] = print) -> dict:
     """Check every requested cell (default the 12 Table 1 cells) of ``profile`` against its record in ``results``
     (default ``<results root>/<profile>``) and add the protocol rows, as the module says; the document
-    ``<results>/retrain-check.json`` is written after each cell and a cell already in it is skipped. A cell
-    without a current record is reported and skipped. Returns the document."""
+    ``<results>/retrain-check.json`` is written after each cell and a cell already in it is skipped (with
+    ``again``: checked once more, its earlier entry kept under ``"earlier"``). A cell without a current record is
+    reported and skipped. Returns the document."""
     from advlib.discovery import results_root
     prof = protocols.get_profile(profile)
     names = protocols.parse_cells(cells if cells is None or isinstance(cells, str) else ",".join(cells))
     out = Path(results) if results is not None else results_root() / prof.name
     path = out / FILE
     doc = load(path, prof)
-    todo = [c for c in names if c not in doc["cells"]]
+    todo = [c for c in names if again or c not in doc["cells"]]
+    incomplete = [c for c in names if c not in todo and "skipped" in doc["cells"][c]
+                  and "retrained_protocol_rows" not in doc["cells"][c]]
     for c in names:
-        if c in doc["cells"]:
-            log(f"[{prof.name}] {c}: already in {path}; skipped")
-    if not todo:
+        if c in doc["cells"] and c not in todo:
+            log(f"[{prof.name}] {c}: already in {path}; skipped (--again checks it once more)")
+    if not todo and not incomplete:
         return records.seal(doc, KIND)
     dev = torch.device(device)
     runtime.tune_allocator()
@@ -128,6 +150,13 @@ def run(profile: str, cells: str | list[str] | None = None, results: str | Path 
     sources = reproduce.data_identity(prof)
     tensors = reproduce.load_data(prof, dev, sources)
     revision = records.git_revision()  # the code this process imported, not later edits
+    for cell in incomplete:  # checked before the retrained model's own protocol rows were measured
+        log(f"[{prof.name}] {cell}: the protocol rows on the retrained model (its checkpoint, else "
+            "trained again)")
+        model = reproduce.train_cell(prof, cell, tensors, out, quiet)[0]
+        doc["cells"][cell].update(retrained_rows(prof, model, tensors, quiet))
+        records.write_document(path, doc, KIND)
+        log(summary_line(prof.name, cell, doc["cells"][cell]))
     for cell in todo:
         state, reasons, _ = reproduce.status(out / f"{cell}.json", prof, sources)
         if state != "current":
@@ -136,7 +165,10 @@ def run(profile: str, cells: str | list[str] | None = None, results: str | Path 
             continue
         log(f"[{prof.name}] {cell}: training again, then evaluating {len(prof.evaluation)} rows and "
             f"{len(protocols.PROTOCOL_ROWS)} protocol rows")
-        doc["cells"][cell] = check_cell(prof, cell, out, tensors, revision, quiet)
+        entry = check_cell(prof, cell, out, tensors, revision, quiet)
+        if cell in doc["cells"]:
+            doc.setdefault("earlier", {}).setdefault(cell, []).append(doc["cells"][cell])
+        doc["cells"][cell] = entry
         records.write_document(path, doc, KIND)
         log(summary_line(prof.name, cell, doc["cells"][cell]))
     return records.read_document(path, KIND) if path.exists() else records.seal(doc, KIND)
