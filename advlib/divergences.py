@@ -354,7 +354,9 @@ def command(out: str | Path | None = None) -> None:
 def protocol_rows(profiles: tuple[str, ...] = ("medium", "large"), root: str | Path | None = None) -> pd.DataFrame:
     """Per model trained again on a CPU (``python -m advlib protocol-rows``; the profiles' ``retrain-check.json``):
     how many test images' outcomes differ from its committed record over all rows, and PGD-ℓ2 as recorded, started
-    at x and also clamped only at the end (``advlib.protocols.PROTOCOL_ROWS``), next to the paper's PGD-ℓ2 (%)."""
+    at x and also clamped only at the end (``advlib.protocols.PROTOCOL_ROWS``), next to the paper's PGD-ℓ2 (%).
+    ``attacked`` says which model the three PGD-ℓ2 numbers belong to: the record's, or (where the retrained model is
+    not the record's) the retrained one, its own PGD-ℓ2 beside its protocol rows."""
     from advlib import protocols
     from advlib.experiments.protocol_rows import FILE, KIND
     root = Path(root) if root is not None else discovery.results_root()
@@ -365,15 +367,18 @@ def protocol_rows(profiles: tuple[str, ...] = ("medium", "large"), root: str | P
             continue
         for cell, entry in records.read_document(path, KIND)["cells"].items():
             defense, norm = split_cell(cell)
-            added = entry["protocol_rows"]
+            retrained = not entry["protocol_rows"] and "retrained_protocol_rows" in entry
+            added = entry["retrained_protocol_rows"] if retrained else entry["protocol_rows"]
+            own = entry["accuracy" if retrained else "record_accuracy"]
             rows.append({"profile": profile, "cell": cell, "n": entry["n"],
                          "differing": sum(entry["differing"].values()),
-                         "PGD-l2": 100 * entry["record_accuracy"]["PGD-l2"],
+                         "attacked": "retrained" if retrained else "record",
+                         "PGD-l2": 100 * own["PGD-l2"],
                          **{name: 100 * added[name] if name in added else float("nan")
                             for name in protocols.PROTOCOL_ROWS},
                          "paper": float(paper.loc["PGD-l2", (defense, norm)])})
-    return pd.DataFrame(rows, columns=["profile", "cell", "n", "differing", "PGD-l2", *protocols.PROTOCOL_ROWS,
-                                       "paper"])
+    return pd.DataFrame(rows, columns=["profile", "cell", "n", "differing", "attacked", "PGD-l2",
+                                       *protocols.PROTOCOL_ROWS, "paper"])
 
 
 def subset_effect(recs: dict[str, dict], n: int = 1000) -> pd.DataFrame:
