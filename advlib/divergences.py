@@ -381,6 +381,37 @@ def protocol_rows(profiles: tuple[str, ...] = ("medium", "large"), root: str | P
                                        *protocols.PROTOCOL_ROWS, "paper"])
 
 
+def kernel_drift(root: str | Path | None = None) -> pd.DataFrame:
+    """The committed ``kernel-check.json`` (``python -m advlib kernel-check``) as a frame: per kernel setting and
+    compared step, the kernels' capability, the largest difference of one forward pass's logits, the largest weight
+    difference relative to the largest weight, and the test images whose outcome differs, all against the machine's
+    own kernels; empty if the document is absent."""
+    from advlib.experiments.kernels import KIND
+    path = (Path(root) if root is not None else discovery.results_root()) / "kernel-check.json"
+    columns = ["setting", "capability", "forward", "step", "weights", "outcomes", "n", "clean"]
+    if not path.is_file():
+        return pd.DataFrame(columns=columns)
+    doc = records.read_document(path, KIND)
+    rows = [{"setting": name, "capability": entry["capability"], "forward": entry["forward_max_abs_diff"],
+             "step": int(step), "weights": at["max_rel_weight_diff"], "outcomes": at["outcomes_differing"],
+             "n": doc["n_test"], "clean": 100 * at["clean_accuracy"]}
+            for name, entry in doc["results"].items() for step, at in entry["steps"].items()]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def kernel_drift_table(drift: pd.DataFrame) -> pd.DataFrame:
+    """``kernel_drift``'s frame one row per setting (and capability): the largest logit difference of one forward
+    pass, then per compared step the largest relative weight difference and the test outcomes that differ."""
+    wide = drift.pivot_table(index=["setting", "capability"], columns="step", values=["weights", "outcomes"],
+                             sort=False)
+    out = pd.DataFrame({"max |Δlogit|, 1 forward": drift.groupby(["setting", "capability"], sort=False)["forward"]
+                       .first()})
+    for step in sorted(drift["step"].unique()):
+        out[f"max rel. Δweight @ {step}"] = wide[("weights", step)]
+        out[f"outcomes ≠ @ {step}"] = wide[("outcomes", step)].astype(int)
+    return out
+
+
 def subset_effect(recs: dict[str, dict], n: int = 1000) -> pd.DataFrame:
     """Per record with more than ``n`` test images and row: accuracy (%) on all of them, on the first ``n`` (the
     images the large and medium profiles use) and the difference (points; negative: the subset is harder)."""

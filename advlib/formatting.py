@@ -29,20 +29,22 @@ def prose(text: str):
 
 
 def table(frame: pd.DataFrame, *, percent: tuple[str, ...] | str = (), names: dict[str, str] | None = None,
-          digits: int = 1) -> pd.DataFrame:
+          digits: int = 1, scientific: tuple[str, ...] = ()) -> pd.DataFrame:
     """``frame`` ready for a reader: the ``percent`` columns (values already in percent; ``"all"`` for every
-    numeric column) as "12.3 %", other floats to ``digits`` decimals, missing values as ``NOT_EVALUATED``, columns and
-    index renamed by ``names`` and no index or column-axis names."""
+    numeric column) as "12.3 %", the ``scientific`` ones as "1.2e-07", other floats to ``digits`` decimals, missing
+    values as ``NOT_EVALUATED``, columns and index renamed by ``names`` and no index or column-axis names."""
     names = names or {}
     chosen = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])] if percent == "all" else list(percent)
-    unknown = [c for c in chosen if c not in frame.columns]
+    unknown = [c for c in (*chosen, *scientific) if c not in frame.columns]
     if unknown:
-        raise ValueError(f"no columns {unknown} to show as percent; the frame has {list(frame.columns)}")
+        raise ValueError(f"no columns {unknown} to format; the frame has {list(frame.columns)}")
     out = pd.DataFrame(index=frame.index)
     for col in frame.columns:
         values = frame[col]
         if col in chosen:
             out[col] = values.map(lambda v: NOT_EVALUATED if pd.isna(v) else f"{v:.{digits}f}\u00a0%")
+        elif col in scientific:
+            out[col] = values.map(lambda v: NOT_EVALUATED if pd.isna(v) else f"{v:.{digits}e}")
         elif pd.api.types.is_float_dtype(values):
             out[col] = values.map(lambda v: NOT_EVALUATED if pd.isna(v) else f"{v:.{digits}f}")
         else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from advlib import divergences, table
+from advlib import divergences, records, table
 from conftest import REPO, acc, full_record
 
 RESULTS = REPO / "results"
@@ -151,3 +151,20 @@ def test_sampling_noise_explains_only_a_gap_the_two_binomial_intervals_close(tmp
     cause = next(c for c in divergences.CAUSES if c.explains is divergences._within_noise)
     assert cause is divergences.CAUSES[-1], "noise is tried last: never in place of a measured cause"
     assert cause.evidence(row) == "results/full/atda-mix.json#PGD-linf"
+
+
+def test_kernel_drift_reads_the_kernel_check_document(tmp_path):
+    from advlib.experiments.kernels import KIND
+    assert divergences.kernel_drift(tmp_path).empty
+    at = {"digest": "ab", "max_rel_weight_diff": 0.25, "outcomes_differing": 7, "clean_accuracy": 0.9,
+          "predictions_differing": 7}
+    doc = {"n_test": 1000, "results": {"avx2": {"capability": "AVX2", "forward_max_abs_diff": 1e-6,
+                                                "steps": {"1": {**at, "outcomes_differing": 0}, "1000": at}}}}
+    records.write_document(tmp_path / "kernel-check.json", doc, KIND)
+    frame = divergences.kernel_drift(tmp_path).set_index("step")
+    assert list(frame.index) == [1, 1000] and frame.loc[1000, "outcomes"] == 7 and frame.loc[1, "outcomes"] == 0
+    assert frame.loc[1000, "clean"] == pytest.approx(90.0) and (frame["capability"] == "AVX2").all()
+    wide = divergences.kernel_drift_table(divergences.kernel_drift(tmp_path))
+    assert list(wide.columns) == ["max |Δlogit|, 1 forward", "max rel. Δweight @ 1", "outcomes ≠ @ 1",
+                                  "max rel. Δweight @ 1000", "outcomes ≠ @ 1000"]
+    assert wide.loc[("avx2", "AVX2"), "outcomes ≠ @ 1000"] == 7 and wide.iloc[0, 0] == pytest.approx(1e-6)

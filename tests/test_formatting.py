@@ -35,6 +35,10 @@ def test_table_shows_percent_units_missing_values_and_readable_names():
     assert every.loc["madry-linf", "gap"] == "0.2\u00a0%"
     with pytest.raises(ValueError, match="no columns"):
         table(frame, percent=("accuracy",))
+    tiny = table(frame.assign(gap=[2.5e-7, math.nan]), scientific=("gap",))
+    assert tiny.loc["madry-linf", "gap"] == "2.5e-07" and tiny.loc["trades-l2", "gap"] == NOT_EVALUATED
+    with pytest.raises(ValueError, match="no columns \\['width'\\] to format"):
+        table(frame, scientific=("width",))
 
 
 def test_table_keeps_a_two_level_header():

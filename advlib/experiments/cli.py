@@ -127,7 +127,7 @@ def _keep(args: argparse.Namespace) -> None:
 
 def _kernel_check(args: argparse.Namespace) -> None:
     from advlib.experiments import kernels
-    kernels.run(args.profile, args.cell, args.steps, args.out, threads=args.threads, log=partial(print, flush=True))
+    kernels.run(args.profile, args.cell, args.steps, args.out, log=partial(print, flush=True))
 
 
 def step_list(text: str) -> tuple[int, ...]:
@@ -207,12 +207,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                                                             "results/medium/madry-l2.json")
     keep.add_argument("--results", type=Path, default=None, help="results root (default results/)")
     keep.set_defaults(run=_keep)
-    ker = sub.add_parser("kernel-check", help="the same training under the CPU's own and AVX2-capped kernels "
-                                              "(ATen, oneDNN): how far the weights and predictions drift apart")
+    ker = sub.add_parser("kernel-check", help="the same training on this CPU's own kernels, one thread and AVX2-capped "
+                                              "kernels (ATen, oneDNN): how far weights and predictions drift apart "
+                                              "(resumable)")
     ker.add_argument("--profile", type=profile_name, default="medium", help="profile (default medium)")
     ker.add_argument("--cell", type=cell_list, default="madry-l2", help="one cell (default madry-l2)")
     ker.add_argument("--steps", type=step_list, default=(1, 10, 100, 1000),
                      help="comma-separated step counts to compare at (default 1,10,100,1000)")
     ker.add_argument("--out", type=Path, default=None, help="document (default results/kernel-check.json)")
-    ker.add_argument("--threads", type=positive_int, default=2, help="torch intra-op threads (default 2)")
     ker.set_defaults(run=_kernel_check)

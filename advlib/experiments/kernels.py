@@ -4,12 +4,14 @@ Training is deterministic on one machine (``tests/test_training_loop.py``), yet 
 CPU differed from its committed record on 8 of 1,000 clean test images (``results/large/retrain-check.json``).
 PyTorch picks its CPU kernels by the vector instructions the CPU offers (ATen's kernels: ``ATEN_CPU_CAPABILITY``;
 oneDNN's convolutions: ``ONEDNN_MAX_CPU_ISA``), and AVX2 and AVX-512 kernels add floating-point numbers in
-different orders. This runs the same training (a profile's cell, same seed, same data) in one subprocess per kernel
-setting of ``SETTINGS`` and compares, after each of ``STEPS`` optimiser steps, the weights (a digest and the
-largest relative difference from the machine's own kernels) and the clean predictions on the profile's test
-images. Before any step it compares one forward pass of the untrained model, the size of a single kernel's
-difference. The sealed document (kind ``KIND``) names the CPU's own capability: on a CPU without AVX-512 every
-setting is the default one.
+different orders; so may the same kernels split over another number of threads. This runs the same training (a
+profile's cell, same seed, same data) in one subprocess per setting of ``SETTINGS`` (environment and threads) and
+compares, after each of ``STEPS`` optimiser steps, the weights (a digest and the largest relative difference from
+the first setting, the records' own) and the clean predictions on the profile's test images; after the last step,
+also with the committed record's clean outcomes when the run is the cell's whole training. Before any step it
+compares one forward pass of the untrained model, the size of a single kernel's difference. Each setting's run is
+kept in the cache until the document is written, so a killed check resumes at the next setting. On a CPU without
+AVX-512 the AVX2 settings are the default kernels.
 """
 from __future__ import annotations
 
@@ -28,17 +30,19 @@ from pathlib import Path
 import torch
 
 import advlib
-from advlib import protocols, records, reproduce, runtime
+from advlib import data, identity, protocols, records, reproduce, runtime
 from advlib.training import fit
 
 KIND = "kernel-check"
-#: Kernel settings, each the environment its subprocess runs in: the machine's own kernels, then ATen's, oneDNN's
-#: and both capped at AVX2 (what a CPU without AVX-512 runs).
-SETTINGS: dict[str, dict[str, str]] = {
-    "default": {},
-    "aten-avx2": {"ATEN_CPU_CAPABILITY": "avx2"},
-    "onednn-avx2": {runtime.ONEDNN_ISA_ENV: "AVX2"},
-    "avx2": {"ATEN_CPU_CAPABILITY": "avx2", runtime.ONEDNN_ISA_ENV: "AVX2"},
+#: Settings, each the environment and intra-op threads of its subprocess: the records' own (this CPU's kernels, 2
+#: threads), one thread, then ATen's, oneDNN's and both kernel libraries capped at AVX2 (what a CPU without AVX-512
+#: runs).
+SETTINGS: dict[str, dict] = {
+    "default": {"env": {}, "threads": 2},
+    "1-thread": {"env": {}, "threads": 1},
+    "aten-avx2": {"env": {"ATEN_CPU_CAPABILITY": "avx2"}, "threads": 2},
+    "onednn-avx2": {"env": {runtime.ONEDNN_ISA_ENV: "AVX2"}, "threads": 2},
+    "avx2": {"env": {"ATEN_CPU_CAPABILITY": "avx2", runtime.ONEDNN_ISA_ENV: "AVX2"}, "threads": 2},
 }
 #: After how many optimiser steps the weights are compared (the medium profile trains 1,000 steps in all).
 STEPS = (1, 10, 100, 1000)
@@ -69,7 +73,9 @@ def worker(profile: str, cell: str, steps: tuple[int, ...], out: Path) -> None:
     with torch.no_grad():
         logits = model(tensors["xt"][:500]).float()
     impl = reproduce.make_defense(defense, norm, prof, [], device)
-    state: dict = {"capability": torch.backends.cpu.get_cpu_capability(), "logits": logits, "steps": {}}
+    state: dict = {"capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads(),
+                   "logits": logits, "steps": {}}
+    begun = time.perf_counter()
     done = 0
     with tempfile.TemporaryDirectory() as tmp:
         for s in sorted(steps):
@@ -79,15 +85,17 @@ def worker(profile: str, cell: str, steps: tuple[int, ...], out: Path) -> None:
             model.eval()
             state["steps"][s] = {"weights": _weights(model), "predictions": _predictions(model, tensors["xt"])}
             model.train()
+    state["seconds"] = time.perf_counter() - begun
     torch.save(state, out)
 
 
-def compare(runs: dict[str, dict], labels: torch.Tensor) -> dict:
-    """Each setting's digests and differences from ``runs["default"]``."""
-    base = runs["default"]
+def compare(runs: dict[str, dict], labels: torch.Tensor, record_mask: torch.Tensor | None = None) -> dict:
+    """Each setting's digests and differences from the first setting's run (``record_mask``: the committed
+    record's clean outcomes, compared with each run's after its last step)."""
+    base = next(iter(runs.values()))
     out = {}
     for name, run in runs.items():
-        entry = {"capability": run["capability"],
+        entry = {"capability": run["capability"], "threads": run["threads"],
                  "forward_max_abs_diff": float((run["logits"] - base["logits"]).abs().max()), "steps": {}}
         for s, at in run["steps"].items():
             ref = base["steps"][s]
@@ -99,14 +107,31 @@ def compare(runs: dict[str, dict], labels: torch.Tensor) -> dict:
                 "outcomes_differing": int(((at["predictions"] == labels) != (ref["predictions"] == labels)).sum()),
                 "clean_accuracy": float((at["predictions"] == labels).float().mean()),
             }
+        if record_mask is not None:
+            last = run["steps"][max(run["steps"])]["predictions"] == labels
+            entry["record_outcomes_differing"] = int((last != record_mask).sum())
         out[name] = entry
     return out
 
 
+def _record_mask(prof: protocols.Profile, cell: str, steps: tuple[int, ...], n: int) -> tuple[torch.Tensor | None, str]:
+    """The committed record's clean outcomes if ``steps`` ends with the cell's whole training, else None."""
+    from advlib.discovery import results_root
+    path = results_root() / prof.name / f"{cell}.json"
+    spec = protocols.train_spec(prof, protocols.split_cell(cell)[0])
+    if not path.is_file() or steps[-1] != spec.epochs * (prof.n_train // spec.batch_size):
+        return None, ""
+    rec = records.read_record(path)
+    if rec["n_test"] != n:
+        return None, ""
+    return records.unpack_mask(rec["masks"][identity.CLEAN], n), f"{prof.name}/{cell}.json"
+
+
 def run(profile: str = "medium", cell: str = "madry-l2", steps: tuple[int, ...] = STEPS,
-        out: str | Path | None = None, threads: int = 2, log: Callable[[str], None] = print) -> dict:
-    """Run every setting of ``SETTINGS`` (one subprocess each, ``threads`` intra-op threads) and write the sealed
-    comparison to ``out`` (default ``<results root>/kernel-check.json``). Returns the document."""
+        out: str | Path | None = None, log: Callable[[str], None] = print) -> dict:
+    """Run every setting of ``SETTINGS`` (one subprocess each; a setting whose run is in the cache is not run again)
+    and write the sealed comparison to ``out`` (default ``<results root>/kernel-check.json``). Returns the
+    document."""
     from advlib.discovery import results_root
     prof = protocols.get_profile(profile)
     protocols.split_cell(cell)
@@ -114,29 +139,37 @@ def run(profile: str = "medium", cell: str = "madry-l2", steps: tuple[int, ...] 
     if not steps or steps[0] < 1:
         raise ValueError(f"steps must be positive step counts, got {steps}")
     path = Path(out) if out is not None else results_root() / "kernel-check.json"
+    parts = data.cache_dir() / "kernel-check"
+    parts.mkdir(parents=True, exist_ok=True)
     runs, seconds = {}, {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for name, env in SETTINGS.items():
-            target = Path(tmp) / f"{name}.pt"
-            code = (f"import torch; torch.set_num_threads({int(threads)}); from advlib.experiments import kernels; "
-                    f"kernels.worker({prof.name!r}, {cell!r}, {steps!r}, __import__('pathlib').Path({str(target)!r}))")
-            start = time.perf_counter()
-            subprocess.run([sys.executable, "-c", code], env={**os.environ, **env}, check=True)
-            seconds[name] = time.perf_counter() - start
-            runs[name] = torch.load(target, weights_only=False)
-            log(f"{name}: {runs[name]['capability']} kernels, {seconds[name]:.0f} s")
+    for name, setting in SETTINGS.items():
+        key = identity.key({"profile": prof.config(), "cell": cell, "steps": list(steps), "name": name,
+                            "setting": setting,
+                            "torch": torch.__version__, "revision": records.git_revision()})[:16]
+        target = parts / f"{name}-{key}.pt"
+        if not target.is_file():
+            code = (f"import torch; torch.set_num_threads({int(setting['threads'])}); "
+                    f"from advlib.experiments import kernels; kernels.worker({prof.name!r}, {cell!r}, {steps!r}, "
+                    f"__import__('pathlib').Path({str(target) + '.part'!r}))")
+            subprocess.run([sys.executable, "-c", code], env={**os.environ, **setting["env"]}, check=True)
+            Path(str(target) + ".part").replace(target)
+        runs[name] = torch.load(target, weights_only=False)
+        seconds[name] = runs[name]["seconds"]
+        log(f"{name}: {runs[name]['capability']} kernels, {runs[name]['threads']} threads, {seconds[name]:.0f} s")
     labels = reproduce.load_data(prof, torch.device("cpu"), reproduce.data_identity(prof))["yt"]
-    doc = {"what": "the same training run under different CPU kernel settings: weights and clean predictions "
-                   "compared with the machine's own kernels (advlib.experiments.kernels)",
+    mask, record = _record_mask(prof, cell, steps, int(labels.numel()))
+    doc = {"what": "the same training run under different CPU kernel settings and thread counts: weights and clean "
+                   "predictions compared with the first setting's (advlib.experiments.kernels)",
            "profile": prof.name, "cell": cell, "steps": list(steps), "n_test": int(labels.numel()),
-           "settings": SETTINGS, "results": compare(runs, labels), "seconds": seconds, "threads": threads,
+           "record": record, "settings": SETTINGS, "results": compare(runs, labels, mask), "seconds": seconds,
            "device": runtime.device_name(torch.device("cpu")), "torch_version": torch.__version__,
            "advlib_version": advlib.__version__, "git_revision": records.git_revision(),
            "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     records.write_document(path, doc, KIND)
     for name, entry in doc["results"].items():
         last = entry["steps"][str(steps[-1])]
-        log(f"{name} ({entry['capability']}): forward max |Δlogit| {entry['forward_max_abs_diff']:.2g}; after "
-            f"{steps[-1]} steps max relative weight difference {last['max_rel_weight_diff']:.2g}, "
-            f"{last['outcomes_differing']} of {doc['n_test']} test outcomes differ")
+        log(f"{name} ({entry['capability']}, {entry['threads']} threads): forward max |Δlogit| "
+            f"{entry['forward_max_abs_diff']:.2g}; after {steps[-1]} steps max relative weight difference "
+            f"{last['max_rel_weight_diff']:.2g}, {last['outcomes_differing']} of {doc['n_test']} test outcomes differ"
+            + (f", {entry['record_outcomes_differing']} from the record" if record else ""))
     return json.loads(path.read_text())
