@@ -388,24 +388,28 @@ def kernel_drift(root: str | Path | None = None) -> pd.DataFrame:
     own kernels; empty if the document is absent."""
     from advlib.experiments.kernels import KIND
     path = (Path(root) if root is not None else discovery.results_root()) / "kernel-check.json"
-    columns = ["setting", "capability", "forward", "step", "weights", "outcomes", "n", "clean"]
+    columns = ["setting", "capability", "threads", "forward", "step", "weights", "outcomes", "n", "clean", "record"]
     if not path.is_file():
         return pd.DataFrame(columns=columns)
     doc = records.read_document(path, KIND)
-    rows = [{"setting": name, "capability": entry["capability"], "forward": entry["forward_max_abs_diff"],
-             "step": int(step), "weights": at["max_rel_weight_diff"], "outcomes": at["outcomes_differing"],
-             "n": doc["n_test"], "clean": 100 * at["clean_accuracy"]}
+    last = str(max(int(step) for step in doc["steps"]))
+    rows = [{"setting": name, "capability": entry["capability"], "threads": entry["threads"],
+             "forward": entry["forward_max_abs_diff"], "step": int(step), "weights": at["max_rel_weight_diff"],
+             "outcomes": at["outcomes_differing"], "n": doc["n_test"], "clean": 100 * at["clean_accuracy"],
+             "record": entry.get("record_outcomes_differing") if step == last else None}
             for name, entry in doc["results"].items() for step, at in entry["steps"].items()]
-    return pd.DataFrame(rows, columns=columns)
+    frame = pd.DataFrame(rows, columns=columns)
+    order = {name: i for i, name in enumerate(doc["order"])}  # the check's own order (the file sorts its keys)
+    return frame.sort_values(["setting", "step"], key=lambda col: col.map(order) if col.name == "setting" else col,
+                             kind="stable").reset_index(drop=True)
 
 
 def kernel_drift_table(drift: pd.DataFrame) -> pd.DataFrame:
     """``kernel_drift``'s frame one row per setting (and capability): the largest logit difference of one forward
     pass, then per compared step the largest relative weight difference and the test outcomes that differ."""
-    wide = drift.pivot_table(index=["setting", "capability"], columns="step", values=["weights", "outcomes"],
-                             sort=False)
-    out = pd.DataFrame({"max |Δlogit|, 1 forward": drift.groupby(["setting", "capability"], sort=False)["forward"]
-                       .first()})
+    keys = ["setting", "capability", "threads"]
+    wide = drift.pivot_table(index=keys, columns="step", values=["weights", "outcomes"], sort=False)
+    out = pd.DataFrame({"max |Δlogit|, 1 forward": drift.groupby(keys, sort=False)["forward"].first()})
     for step in sorted(drift["step"].unique()):
         out[f"max rel. Δweight @ {step}"] = wide[("weights", step)]
         out[f"outcomes ≠ @ {step}"] = wide[("outcomes", step)].astype(int)

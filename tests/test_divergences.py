@@ -158,13 +158,21 @@ def test_kernel_drift_reads_the_kernel_check_document(tmp_path):
     assert divergences.kernel_drift(tmp_path).empty
     at = {"digest": "ab", "max_rel_weight_diff": 0.25, "outcomes_differing": 7, "clean_accuracy": 0.9,
           "predictions_differing": 7}
-    doc = {"n_test": 1000, "results": {"avx2": {"capability": "AVX2", "forward_max_abs_diff": 1e-6,
-                                                "steps": {"1": {**at, "outcomes_differing": 0}, "1000": at}}}}
+    steps = {"1": {**at, "outcomes_differing": 0}, "1000": at}
+    doc = {"n_test": 1000, "steps": [1, 1000], "order": ["default", "avx2"], "results": {
+        "avx2": {"capability": "AVX2", "threads": 2, "forward_max_abs_diff": 1e-6, "steps": steps,
+                 "record_outcomes_differing": 9},
+        "default": {"capability": "AVX512", "threads": 2, "forward_max_abs_diff": 0.0, "steps": steps,
+                    "record_outcomes_differing": 0}}}
     records.write_document(tmp_path / "kernel-check.json", doc, KIND)
-    frame = divergences.kernel_drift(tmp_path).set_index("step")
-    assert list(frame.index) == [1, 1000] and frame.loc[1000, "outcomes"] == 7 and frame.loc[1, "outcomes"] == 0
-    assert frame.loc[1000, "clean"] == pytest.approx(90.0) and (frame["capability"] == "AVX2").all()
-    wide = divergences.kernel_drift_table(divergences.kernel_drift(tmp_path))
+    frame = divergences.kernel_drift(tmp_path)
+    assert list(frame["setting"]) == ["default", "default", "avx2", "avx2"]  # the check's order, not the file's
+    avx2 = frame[frame["setting"] == "avx2"].set_index("step")
+    assert list(avx2.index) == [1, 1000] and avx2.loc[1000, "outcomes"] == 7 and avx2.loc[1, "outcomes"] == 0
+    assert avx2.loc[1000, "clean"] == pytest.approx(90.0) and (avx2["capability"] == "AVX2").all()
+    assert avx2.loc[1000, "record"] == 9 and pd.isna(avx2.loc[1, "record"])  # the record: after the last step only
+    wide = divergences.kernel_drift_table(frame)
     assert list(wide.columns) == ["max |Δlogit|, 1 forward", "max rel. Δweight @ 1", "outcomes ≠ @ 1",
                                   "max rel. Δweight @ 1000", "outcomes ≠ @ 1000"]
-    assert wide.loc[("avx2", "AVX2"), "outcomes ≠ @ 1000"] == 7 and wide.iloc[0, 0] == pytest.approx(1e-6)
+    assert list(wide.index.get_level_values(0)) == ["default", "avx2"]
+    assert wide.loc[("avx2", "AVX2", 2), "outcomes ≠ @ 1000"] == 7 and wide.iloc[1, 0] == pytest.approx(1e-6)

@@ -161,7 +161,7 @@ def run(profile: str = "medium", cell: str = "madry-l2", steps: tuple[int, ...] 
     doc = {"what": "the same training run under different CPU kernel settings and thread counts: weights and clean "
                    "predictions compared with the first setting's (advlib.experiments.kernels)",
            "profile": prof.name, "cell": cell, "steps": list(steps), "n_test": int(labels.numel()),
-           "record": record, "settings": SETTINGS, "results": compare(runs, labels, mask), "seconds": seconds,
+           "record": record, "settings": SETTINGS, "order": list(SETTINGS), "results": compare(runs, labels, mask), "seconds": seconds,
            "device": runtime.device_name(torch.device("cpu")), "torch_version": torch.__version__,
            "advlib_version": advlib.__version__, "git_revision": records.git_revision(),
            "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
