@@ -174,5 +174,5 @@ def test_kernel_drift_reads_the_kernel_check_document(tmp_path):
     wide = divergences.kernel_drift_table(frame)
     assert list(wide.columns) == ["max |Δlogit|, 1 forward", "max rel. Δweight @ 1", "outcomes ≠ @ 1",
                                   "max rel. Δweight @ 1000", "outcomes ≠ @ 1000"]
-    assert list(wide.index.get_level_values(0)) == ["default", "avx2"]
-    assert wide.loc[("avx2", "AVX2", 2), "outcomes ≠ @ 1000"] == 7 and wide.iloc[1, 0] == pytest.approx(1e-6)
+    assert list(wide.index) == ["default: AVX512, 2 threads", "avx2: AVX2, 2 threads"]
+    assert wide.loc["avx2: AVX2, 2 threads", "outcomes ≠ @ 1000"] == 7 and wide.iloc[1, 0] == pytest.approx(1e-6)
