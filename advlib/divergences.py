@@ -406,13 +406,14 @@ def kernel_drift(root: str | Path | None = None) -> pd.DataFrame:
 
 def kernel_drift_table(drift: pd.DataFrame) -> pd.DataFrame:
     """``kernel_drift``'s frame one row per setting ("avx2: AVX2, 2 threads"): the largest logit difference of one
-    forward pass, then per compared step the largest relative weight difference and the test outcomes that differ."""
+    forward pass ("Δlogit"), then per compared step s the largest weight difference relative to the largest weight
+    ("Δw @ s") and the number of test outcomes that differ ("≠ @ s")."""
     keys = ["setting", "capability", "threads"]
     wide = drift.pivot_table(index=keys, columns="step", values=["weights", "outcomes"], sort=False)
-    out = pd.DataFrame({"max |Δlogit|, 1 forward": drift.groupby(keys, sort=False)["forward"].first()})
+    out = pd.DataFrame({"Δlogit": drift.groupby(keys, sort=False)["forward"].first()})
     for step in sorted(drift["step"].unique()):
-        out[f"max rel. Δweight @ {step}"] = wide[("weights", step)]
-        out[f"outcomes ≠ @ {step}"] = wide[("outcomes", step)].astype(int)
+        out[f"Δw @ {step}"] = wide[("weights", step)]
+        out[f"≠ @ {step}"] = wide[("outcomes", step)].astype(int)
     out.index = [f"{name}: {capability}, {threads} thread{'s' * (threads != 1)}" for name, capability, threads in
                  out.index]
     return out
