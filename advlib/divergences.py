@@ -392,16 +392,16 @@ def kernel_drift(root: str | Path | None = None) -> pd.DataFrame:
     if not path.is_file():
         return pd.DataFrame(columns=columns)
     doc = records.read_document(path, KIND)
-    last = str(max(int(step) for step in doc["steps"]))
-    rows = [{"setting": name, "capability": entry["capability"], "threads": entry["threads"],
-             "forward": entry["forward_max_abs_diff"], "step": int(step), "weights": at["max_rel_weight_diff"],
-             "outcomes": at["outcomes_differing"], "n": doc["n_test"], "clean": 100 * at["clean_accuracy"],
-             "record": entry.get("record_outcomes_differing") if step == last else None}
-            for name, entry in doc["results"].items() for step, at in entry["steps"].items()]
-    frame = pd.DataFrame(rows, columns=columns)
-    order = {name: i for i, name in enumerate(doc["order"])}  # the check's own order (the file sorts its keys)
-    return frame.sort_values(["setting", "step"], key=lambda col: col.map(order) if col.name == "setting" else col,
-                             kind="stable").reset_index(drop=True)
+    rows = []
+    for name in doc["order"]:  # the check's own order: the file sorts its keys
+        entry = doc["results"][name]
+        for step in doc["steps"]:
+            at = entry["steps"][str(step)]
+            rows.append({"setting": name, "capability": entry["capability"], "threads": entry["threads"],
+                         "forward": entry["forward_max_abs_diff"], "step": step, "weights": at["max_rel_weight_diff"],
+                         "outcomes": at["outcomes_differing"], "n": doc["n_test"], "clean": 100 * at["clean_accuracy"],
+                         "record": entry.get("record_outcomes_differing") if step == doc["steps"][-1] else None})
+    return pd.DataFrame(rows, columns=columns)
 
 
 def kernel_drift_table(drift: pd.DataFrame) -> pd.DataFrame:

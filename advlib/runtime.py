@@ -48,7 +48,7 @@ CHANNELS_LAST_ENV, CUDNN_BENCHMARK_ENV = "ADVLIB_CHANNELS_LAST", "ADVLIB_CUDNN_B
 SEARCH_PRECISION_ENV = "ADVLIB_SEARCH_PRECISION"
 #: oneDNN's (and, as ``ATEN_CPU_CAPABILITY``, ATen's) ceiling on the vector instructions of CPU kernels. Set both
 #: to AVX2 on an AVX-512 machine to train as a machine without AVX-512 does (``settings`` records them).
-ONEDNN_ISA_ENV = "ONEDNN_MAX_CPU_ISA"
+ONEDNN_ISA_ENV, ATEN_CAPABILITY_ENV = "ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY"
 _PRECISIONS = {"bf16": torch.bfloat16, "fp32": torch.float32}
 
 

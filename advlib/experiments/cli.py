@@ -212,7 +212,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                                               "(resumable)")
     ker.add_argument("--profile", type=profile_name, default="medium", help="profile (default medium)")
     ker.add_argument("--cell", type=cell_list, default="madry-l2", help="one cell (default madry-l2)")
-    ker.add_argument("--steps", type=step_list, default=(1, 10, 100, 1000),
-                     help="comma-separated step counts to compare at (default 1,10,100,1000)")
+    ker.add_argument("--steps", type=step_list, default=None,
+                     help="comma-separated step counts to compare at (default kernels.STEPS: 1,10,100 and the "
+                          "medium profile's whole training, 1000)")
     ker.add_argument("--out", type=Path, default=None, help="document (default results/kernel-check.json)")
     ker.set_defaults(run=_kernel_check)

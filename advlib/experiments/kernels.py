@@ -31,7 +31,9 @@ import torch
 
 import advlib
 from advlib import data, identity, protocols, records, reproduce, runtime
+from advlib.evaluation import predict
 from advlib.training import fit
+from advlib.training.loop import steps_per_epoch
 
 KIND = "kernel-check"
 #: Settings, each the environment and intra-op threads of its subprocess: the records' own (this CPU's kernels, 2
@@ -40,9 +42,9 @@ KIND = "kernel-check"
 SETTINGS: dict[str, dict] = {
     "default": {"env": {}, "threads": 2},
     "1-thread": {"env": {}, "threads": 1},
-    "aten-avx2": {"env": {"ATEN_CPU_CAPABILITY": "avx2"}, "threads": 2},
+    "aten-avx2": {"env": {runtime.ATEN_CAPABILITY_ENV: "avx2"}, "threads": 2},
     "onednn-avx2": {"env": {runtime.ONEDNN_ISA_ENV: "AVX2"}, "threads": 2},
-    "avx2": {"env": {"ATEN_CPU_CAPABILITY": "avx2", runtime.ONEDNN_ISA_ENV: "AVX2"}, "threads": 2},
+    "avx2": {"env": {runtime.ATEN_CAPABILITY_ENV: "avx2", runtime.ONEDNN_ISA_ENV: "AVX2"}, "threads": 2},
 }
 #: After how many optimiser steps the weights are compared (the medium profile trains 1,000 steps in all).
 STEPS = (1, 10, 100, 1000)
@@ -52,9 +54,10 @@ def _weights(model: torch.nn.Module) -> torch.Tensor:
     return torch.cat([v.detach().float().reshape(-1) for v in model.state_dict().values()])
 
 
-def _predictions(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    with torch.no_grad():
-        return torch.cat([model(x[i:i + 500]).argmax(1) for i in range(0, x.shape[0], 500)])
+def whole_training(prof: protocols.Profile, cell: str) -> int:
+    """The optimiser steps of ``cell``'s whole training at profile ``prof``."""
+    spec = protocols.train_spec(prof, protocols.split_cell(cell)[0])
+    return spec.epochs * steps_per_epoch(prof.n_train, spec)
 
 
 def worker(profile: str, cell: str, steps: tuple[int, ...], out: Path) -> None:
@@ -66,7 +69,7 @@ def worker(profile: str, cell: str, steps: tuple[int, ...], out: Path) -> None:
     tensors = reproduce.load_data(prof, device, reproduce.data_identity(prof))
     defense, norm = protocols.split_cell(cell)
     spec = protocols.train_spec(prof, defense)
-    total = spec.epochs * (tensors["x"].shape[0] // spec.batch_size)
+    total = whole_training(prof, cell)
     if max(steps) > total:
         raise ValueError(f"steps {max(steps)} beyond the {total} steps {profile}/{cell} trains")
     model = reproduce.starting_model(prof, device)
@@ -82,9 +85,7 @@ def worker(profile: str, cell: str, steps: tuple[int, ...], out: Path) -> None:
             fit(model, tensors["x"], tensors["y"], impl, replace(spec, checkpoint_every=10 ** 9), seed=prof.seed,
                 checkpoint=Path(tmp) / "run.pt", quiet=True, stop_after_steps=s - done)
             done = s
-            model.eval()
-            state["steps"][s] = {"weights": _weights(model), "predictions": _predictions(model, tensors["xt"])}
-            model.train()
+            state["steps"][s] = {"weights": _weights(model), "predictions": predict(model, tensors["xt"])}
     state["seconds"] = time.perf_counter() - begun
     torch.save(state, out)
 
@@ -118,8 +119,7 @@ def _record_mask(prof: protocols.Profile, cell: str, steps: tuple[int, ...], n: 
     """The committed record's clean outcomes if ``steps`` ends with the cell's whole training, else None."""
     from advlib.discovery import results_root
     path = results_root() / prof.name / f"{cell}.json"
-    spec = protocols.train_spec(prof, protocols.split_cell(cell)[0])
-    if not path.is_file() or steps[-1] != spec.epochs * (prof.n_train // spec.batch_size):
+    if not path.is_file() or steps[-1] != whole_training(prof, cell):
         return None, ""
     rec = records.read_record(path)
     if rec["n_test"] != n:
@@ -127,15 +127,15 @@ def _record_mask(prof: protocols.Profile, cell: str, steps: tuple[int, ...], n: 
     return records.unpack_mask(rec["masks"][identity.CLEAN], n), f"{prof.name}/{cell}.json"
 
 
-def run(profile: str = "medium", cell: str = "madry-l2", steps: tuple[int, ...] = STEPS,
+def run(profile: str = "medium", cell: str = "madry-l2", steps: tuple[int, ...] | None = None,
         out: str | Path | None = None, log: Callable[[str], None] = print) -> dict:
     """Run every setting of ``SETTINGS`` (one subprocess each; a setting whose run is in the cache is not run again)
-    and write the sealed comparison to ``out`` (default ``<results root>/kernel-check.json``). Returns the
-    document."""
+    after each of ``steps`` (default ``STEPS``) and write the sealed comparison to ``out`` (default
+    ``<results root>/kernel-check.json``). Returns the document."""
     from advlib.discovery import results_root
     prof = protocols.get_profile(profile)
     protocols.split_cell(cell)
-    steps = tuple(sorted({int(s) for s in steps}))
+    steps = tuple(sorted({int(s) for s in (STEPS if steps is None else steps)}))
     if not steps or steps[0] < 1:
         raise ValueError(f"steps must be positive step counts, got {steps}")
     path = Path(out) if out is not None else results_root() / "kernel-check.json"
@@ -161,7 +161,8 @@ def run(profile: str = "medium", cell: str = "madry-l2", steps: tuple[int, ...] 
     doc = {"what": "the same training run under different CPU kernel settings and thread counts: weights and clean "
                    "predictions compared with the first setting's (advlib.experiments.kernels)",
            "profile": prof.name, "cell": cell, "steps": list(steps), "n_test": int(labels.numel()),
-           "record": record, "settings": SETTINGS, "order": list(SETTINGS), "results": compare(runs, labels, mask), "seconds": seconds,
+           "record": record, "settings": SETTINGS, "order": list(SETTINGS), "results": compare(runs, labels, mask),
+           "seconds": seconds,
            "device": runtime.device_name(torch.device("cpu")), "torch_version": torch.__version__,
            "advlib_version": advlib.__version__, "git_revision": records.git_revision(),
            "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}

@@ -27,6 +27,11 @@ class Defense(Protocol):
              eps_scale: float) -> tuple[Tensor, dict[str, Tensor]]: ...
 
 
+def steps_per_epoch(n: int, spec: TrainSpec) -> int:
+    """Optimiser steps in one epoch over ``n`` examples (the last batch may be smaller)."""
+    return (n + spec.batch_size - 1) // spec.batch_size
+
+
 def training_norm(norm: str, step: int, period: int = 1) -> str:
     """The norm of optimiser step ``step``: "mix" alternates ℓ2 and ℓ∞ every ``period`` steps, ℓ2 first (paper §5;
     ``period`` 1: even steps ℓ2, odd steps ℓ∞)."""
@@ -141,7 +146,7 @@ def _fit(
                          "loop": state})
 
     n, bs = x.shape[0], spec.batch_size
-    per_epoch = (n + bs - 1) // bs
+    per_epoch = steps_per_epoch(n, spec)
     done = 0
     model.train()
     while state["epoch"] < spec.epochs:
