@@ -28,6 +28,8 @@ from advlib import _checks
 
 log = logging.getLogger("advlib")
 SPLITS = ("train", "test")
+#: MNIST's examples per split (a profile's ``n_train``/``n_test`` of None means all of them).
+SPLIT_SIZES = {"train": 60_000, "test": 10_000}
 _FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
           "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
 _MAGIC = {3: 2051, 1: 2049}  # IDX magic numbers for images (3 dims) and labels (1 dim)

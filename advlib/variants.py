@@ -17,8 +17,10 @@ from pathlib import Path
 import pandas as pd
 
 from advlib import extended, protocols
+from advlib.data import SPLIT_SIZES
 from advlib.protocols import MEDIUM, Profile
 from advlib.specs import ATDA_FGSM_EPS, FGSM_RS_STEP, L2_LITERATURE_EPS, MADRY_LINF_STEP, AttackSpec
+from advlib.training.loop import steps_per_epoch
 
 #: Where variant records live, under the results root.
 FOLDER = "variants"
@@ -157,8 +159,7 @@ def _l2_training_radius(base: Profile, eps: float) -> Variant:
 
 
 def _mix_by_epoch(base: Profile) -> Variant:
-    n_train = base.n_train or 60_000
-    period = -(-n_train // base.defenses["madry"].batch_size)  # optimiser steps per epoch
+    period = steps_per_epoch(base.n_train or SPLIT_SIZES["train"], base.defenses["madry"])
     what = f"Mix alternates the norm every epoch ({period} optimiser steps; ℓ2 first and last) instead of every batch"
     defenses = {d: replace(spec, mix_period=period) for d, spec in base.defenses.items()}
     return Variant(

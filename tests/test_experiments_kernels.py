@@ -58,3 +58,12 @@ def test_bad_steps_are_refused(tmp_path):
     with pytest.raises(argparse.ArgumentTypeError, match="step counts"):
         cli.step_list(" , ")
     assert cli.step_list("1, 10") == (1, 10)
+
+
+def test_the_whole_training_counts_the_last_smaller_batch_of_each_epoch():
+    large = protocols.get_profile("large")  # all 60,000 training images in batches of 128: 469 steps an epoch
+    spec = protocols.train_spec(large, "madry")
+    assert spec.batch_size == 128 and large.n_train is None
+    assert kernels.whole_training(large, "madry-l2") == spec.epochs * 469
+    assert kernels.whole_training(protocols.get_profile("medium"), "madry-l2") == 1000
+

@@ -57,7 +57,7 @@ def _weights(model: torch.nn.Module) -> torch.Tensor:
 def whole_training(prof: protocols.Profile, cell: str) -> int:
     """The optimiser steps of ``cell``'s whole training at profile ``prof``."""
     spec = protocols.train_spec(prof, protocols.split_cell(cell)[0])
-    return spec.epochs * steps_per_epoch(prof.n_train, spec)
+    return spec.epochs * steps_per_epoch(prof.n_train or data.SPLIT_SIZES["train"], spec)
 
 
 def worker(profile: str, cell: str, steps: tuple[int, ...], out: Path) -> None:
