@@ -167,14 +167,18 @@ def test_a_model_with_other_clean_predictions_gets_no_rows(results, monkeypatch)
     model, tensors = untrained(TINY, "madry-l2", None, None)[0], rep.load_data(TINY, torch.device("cpu"))
     expected = evaluate(model, tensors["xt"], tensors["yt"], protocols.protocol_rows(TINY), seed=TINY.seed)
     assert entry["retrained_protocol_rows"] == {k: expected.accuracy()[k] for k in protocols.PROTOCOL_ROWS}
+    assert entry["retrained_protocol_revision"] == entry["git_revision"] == records.git_revision()
     # an entry made before they were measured gets them on the next run, nothing else recomputed
     path = results / protocol_rows.FILE
     old = {k: v for k, v in json.loads(path.read_text()).items() if k not in ("schema", "kind", "digest")}
     del old["cells"]["madry-l2"]["retrained_protocol_rows"]
+    old["cells"]["madry-l2"]["git_revision"] = "an older revision"
     records.write_document(path, old, protocol_rows.KIND)
     lines: list[str] = []
     again = protocol_rows.run(TINY.name, "madry-l2", results, log=lines.append)["cells"]["madry-l2"]
     assert again["retrained_protocol_rows"] == entry["retrained_protocol_rows"]
+    assert again["git_revision"] == "an older revision"  # the entry's own, and the rows' revision beside it
+    assert again["retrained_protocol_revision"] == records.git_revision()
     assert again["written"] == entry["written"] and any("on the retrained model" in line for line in lines)
 
 

@@ -92,20 +92,21 @@ def check_cell(profile: Profile, cell: str, out: Path, tensors: dict, revision: 
     else:
         entry["skipped"] = (f"the retrained model's clean predictions differ from the record's on {diff[CLEAN]} "
                             "images: not the record's model, no rows added")
-        entry.update(retrained_rows(profile, model, tensors, quiet))
+        entry.update(retrained_rows(profile, model, tensors, revision, quiet))
     entry["written"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     return entry
 
 
-def retrained_rows(profile: Profile, model: torch.nn.Module, tensors: dict, quiet: bool = True) -> dict:
+def retrained_rows(profile: Profile, model: torch.nn.Module, tensors: dict, revision: str,
+                   quiet: bool = True) -> dict:
     """The protocol rows measured on a retrained model that is not the record's (compared with that model's own
-    PGD-l2, in the entry's ``accuracy``; never written beside the record): ``retrained_protocol_rows`` and their
-    seconds."""
+    PGD-l2, in the entry's ``accuracy``; never written beside the record): ``retrained_protocol_rows``, their
+    seconds and the git ``revision`` that measured them (a later run may add them to an older entry)."""
     start = time.perf_counter()
     result = evaluate(model, tensors["xt"], tensors["yt"], protocols.protocol_rows(profile), seed=profile.seed,
                       quiet=quiet)
     return {"retrained_protocol_rows": {name: result.accuracy()[name] for name in protocols.PROTOCOL_ROWS},
-            "retrained_protocol_seconds": time.perf_counter() - start}
+            "retrained_protocol_seconds": time.perf_counter() - start, "retrained_protocol_revision": revision}
 
 
 def summary_line(profile: str, cell: str, entry: dict) -> str:
@@ -154,7 +155,7 @@ def run(profile: str, cells: str | list[str] | None = None, results: str | Path 
         log(f"[{prof.name}] {cell}: the protocol rows on the retrained model (its checkpoint, else "
             "trained again)")
         model = reproduce.train_cell(prof, cell, tensors, out, quiet)[0]
-        doc["cells"][cell].update(retrained_rows(prof, model, tensors, quiet))
+        doc["cells"][cell].update(retrained_rows(prof, model, tensors, revision, quiet))
         records.write_document(path, doc, KIND)
         log(summary_line(prof.name, cell, doc["cells"][cell]))
     for cell in todo:
