@@ -93,13 +93,27 @@ def configure(device: torch.device) -> dict:
     return settings(device)
 
 
+def cpu_model() -> str:
+    """The processor's model name (Linux's ``/proc/cpuinfo``; else what ``platform`` knows): two CPUs with the same
+    vector instructions (e.g. an AMD EPYC and an Intel Xeon, both AVX-512) may still run different oneDNN kernels."""
+    import platform
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    return platform.processor() or platform.machine()
+
+
 def settings(device: torch.device) -> dict:
     """The run-time settings that can change results in the last bits: memory format, cuDNN modes, TF32; on a CPU
-    the vector instructions its kernels use (ATen's ``cpu_capability``, and oneDNN's ceiling if
-    ``ONEDNN_MAX_CPU_ISA`` sets one): training on AVX2 and on AVX-512 kernels ends at different weights."""
+    the processor (``cpu_model``) and the vector instructions its kernels use (ATen's ``cpu_capability``, and
+    oneDNN's ceiling if ``ONEDNN_MAX_CPU_ISA`` sets one): training on AVX2 and on AVX-512 kernels ends at different
+    weights."""
     from advlib import graphs
     out = {"channels_last": memory_format() == torch.channels_last}
     if device.type == "cpu":
+        out["cpu_model"] = cpu_model()
         out["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
         if os.environ.get(ONEDNN_ISA_ENV):
             out["onednn_max_cpu_isa"] = os.environ[ONEDNN_ISA_ENV]
@@ -110,7 +124,8 @@ def settings(device: torch.device) -> dict:
 
 
 def channels_last(model: nn.Module, *tensors: Tensor) -> tuple:
-    """Move a conv model and 4-D image tensors to channels_last (faster convolutions; same results)."""
+    """Move a conv model and 4-D image tensors to channels_last (faster convolutions; the same results up to float
+    rounding: other kernels sum in another order)."""
     model.to(memory_format=torch.channels_last)
     return (model, *(t.contiguous(memory_format=torch.channels_last) for t in tensors))
 

@@ -20,7 +20,7 @@ import pytest
 import torch
 
 import advlib
-from advlib import protocols, records
+from advlib import protocols, records, runtime
 from advlib import reproduce as rep
 from advlib.protocols import QUICK, ROWS, TrainSpec
 from advlib.records import unpack_mask
@@ -438,8 +438,9 @@ def test_a_time_budget_must_be_positive(budget):
 
 def test_records_name_the_runtime_settings(madry_record):
     _, record = madry_record
-    # on a CPU: the memory format and the kernels' vector instructions
-    assert record["runtime"] == {"channels_last": True, "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+    # on a CPU: the memory format, the processor and the kernels' vector instructions
+    assert record["runtime"] == {"channels_last": True, "cpu_model": runtime.cpu_model(),
+                                 "cpu_capability": torch.backends.cpu.get_cpu_capability()}
 
 
 # ---------------------------------------------------------------------------------------------- data identity

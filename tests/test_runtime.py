@@ -19,6 +19,7 @@ def test_cpu_settings_name_the_kernels_vector_instructions(monkeypatch):
     monkeypatch.delenv(runtime.ONEDNN_ISA_ENV, raising=False)
     cpu = runtime.settings(torch.device("cpu"))
     assert cpu["cpu_capability"] == torch.backends.cpu.get_cpu_capability() and "onednn_max_cpu_isa" not in cpu
+    assert cpu["cpu_model"] == runtime.cpu_model() and cpu["cpu_model"]  # e.g. "Intel(R) Xeon(R) Processor"
     monkeypatch.setenv(runtime.ONEDNN_ISA_ENV, "AVX2")
     assert runtime.settings(torch.device("cpu"))["onednn_max_cpu_isa"] == "AVX2"
 
