@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from advlib import bounds, discovery, records, stats, table
+from advlib import bounds, discovery, identity, records, stats, table
 from advlib.protocols import split_cell
 from advlib.specs import EPS
 
@@ -379,6 +379,30 @@ def protocol_rows(profiles: tuple[str, ...] = ("medium", "large"), root: str | P
                          "paper": float(paper.loc["PGD-l2", (defense, norm)])})
     return pd.DataFrame(rows, columns=["profile", "cell", "n", "differing", "attacked", "PGD-l2",
                                        *protocols.PROTOCOL_ROWS, "paper"])
+
+
+def retrain_checks(profiles: tuple[str, ...] = ("medium", "large"), root: str | Path | None = None) -> pd.DataFrame:
+    """Every check of ``python -m advlib protocol-rows``, the earlier ones (``--again``) included, oldest first: the
+    processor it ran on (``runtime.cpu_model``; "not recorded" before records named it), its kernels and threads,
+    and how many clean test outcomes, and outcomes over all rows, differ from the committed record."""
+    from advlib.experiments.protocol_rows import FILE, KIND
+    root = Path(root) if root is not None else discovery.results_root()
+    rows = []
+    for profile in profiles:
+        path = root / profile / FILE
+        if not path.is_file():
+            continue
+        doc = records.read_document(path, KIND)
+        for cell, entry in doc["cells"].items():
+            for e in (*doc.get("earlier", {}).get(cell, []), entry):
+                settings = e.get("runtime", {})
+                rows.append({"profile": profile, "cell": cell, "written": e["written"],
+                             "processor": settings.get("cpu_model", "not recorded"),
+                             "kernels": settings.get("cpu_capability", "not recorded"),
+                             "device": e["device"], "n": e["n"], "clean": e["differing"][identity.CLEAN],
+                             "all rows": sum(e["differing"].values())})
+    return pd.DataFrame(rows, columns=["profile", "cell", "written", "processor", "kernels", "device", "n", "clean",
+                                       "all rows"])
 
 
 def kernel_drift(root: str | Path | None = None) -> pd.DataFrame:

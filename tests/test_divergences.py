@@ -85,6 +85,23 @@ def test_protocol_rows_read_the_committed_retrain_check():
     assert done["paper"].between(0, 100).all()
 
 
+def test_retrain_checks_list_every_check_earlier_ones_first_with_its_processor(tmp_path):
+    from advlib.experiments.protocol_rows import FILE, KIND
+
+    def entry(written: str, clean: int, settings: dict) -> dict:
+        return {"written": written, "runtime": settings, "device": "cpu", "n": 10,
+                "differing": {"Natural": clean, "PGD-l2": clean + 1}}
+    old, new = entry("2026-01-01", 3, {"cpu_capability": "AVX512"}), entry("2026-02-01", 0, {
+        "cpu_model": "Some Xeon", "cpu_capability": "AVX512"})
+    (tmp_path / "large").mkdir()
+    records.write_document(tmp_path / "large" / FILE, {"profile": "large", "cells": {"madry-l2": new},
+                                                       "earlier": {"madry-l2": [old]}}, KIND)
+    frame = divergences.retrain_checks(root=tmp_path)
+    assert list(frame["processor"]) == ["not recorded", "Some Xeon"]
+    assert list(frame["clean"]) == [3, 0] and list(frame["all rows"]) == [7, 1]
+    assert divergences.retrain_checks(("medium",), root=tmp_path).empty  # a profile without a check
+
+
 def test_attempts_list_each_variant_tried_on_an_unexplained_cell(frame):
     tried = divergences.attempts(frame)
     unexplained = set(zip(frame.loc[~frame["explained"], "cell"], frame.loc[~frame["explained"], "attack"]))

@@ -89,6 +89,22 @@ def test_variant_models_have_other_keys_than_the_base_models():
             assert mine != theirs, (v.name, cell)
 
 
+def test_every_fine_tuned_variant_starts_from_a_kept_model_of_its_base_profile():
+    from advlib import kept
+    tuned = [v for v in var.VARIANTS.values() if v.profile.start]
+    assert {v.name for v in tuned} >= {"medium-finetuned"}
+    for v in tuned:
+        assert v.profile.start.startswith(f"{v.base.split('-')[0]}-")  # e.g. medium-madry-linf for medium-finetuned
+        assert isinstance(kept.load_named(v.profile.start), torch.nn.Module)
+
+
+def test_a_row_of_the_extended_block_is_not_missing(monkeypatch, tmp_path):
+    rec = {"accuracy": {"Natural": 1.0}, "added_rows": {"A": {}}, "extended": {"accuracy": {"PGD-l2@2": 0.5}}}
+    monkeypatch.setattr(variant_runs.records, "assemble", lambda path: rec)
+    rows = {name: AttackSpec.pgd("l2") for name in ("Natural", "A", "PGD-l2@2", "B")}
+    assert set(variant_runs.missing_rows(tmp_path / "madry-mix.json", rows)) == {"B"}
+
+
 def test_unknown_variants_and_profiles_are_refused_with_the_valid_names():
     with pytest.raises(ValueError, match="medium-l2-short"):
         var.get("medium-l3")

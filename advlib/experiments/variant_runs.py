@@ -15,9 +15,10 @@ from advlib.discovery import results_root
 
 
 def missing_rows(path: Path, rows: dict) -> dict:
-    """The rows of ``rows`` that the record at ``path`` lacks (neither in it nor in its rows side file)."""
+    """The rows of ``rows`` that the record at ``path`` lacks (neither in it, nor in its rows side file, nor in its
+    extended block, whose rows of the same name are the same attacks: ``extended.extended_spec``)."""
     rec = records.assemble(path)
-    have = set(rec["accuracy"]) | set(rec.get("added_rows", {}))
+    have = set(rec["accuracy"]) | set(rec.get("added_rows", {})) | set(rec.get("extended", {}).get("accuracy", {}))
     return {name: spec for name, spec in rows.items() if name not in have}
 
 
