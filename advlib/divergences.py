@@ -356,7 +356,9 @@ def protocol_rows(profiles: tuple[str, ...] = ("medium", "large"), root: str | P
     how many test images' outcomes differ from its committed record over all rows, and PGD-ℓ2 as recorded, started
     at x and also clamped only at the end (``advlib.protocols.PROTOCOL_ROWS``), next to the paper's PGD-ℓ2 (%).
     ``attacked`` says which model the three PGD-ℓ2 numbers belong to: the record's, or (where the retrained model is
-    not the record's) the retrained one, its own PGD-ℓ2 beside its protocol rows."""
+    not the record's) the retrained one, its own PGD-ℓ2 beside its protocol rows. Of a cell checked more than once
+    (``--again``, e.g. on another processor), the latest check that gave the record's model back is shown, else the
+    latest check."""
     from advlib import protocols
     from advlib.experiments.protocol_rows import FILE, KIND
     root = Path(root) if root is not None else discovery.results_root()
@@ -365,7 +367,10 @@ def protocol_rows(profiles: tuple[str, ...] = ("medium", "large"), root: str | P
         path = root / profile / FILE
         if not path.is_file():
             continue
-        for cell, entry in records.read_document(path, KIND)["cells"].items():
+        doc = records.read_document(path, KIND)
+        for cell, latest in doc["cells"].items():
+            checks = [*doc.get("earlier", {}).get(cell, []), latest]
+            entry = next((e for e in reversed(checks) if e["protocol_rows"]), latest)
             defense, norm = split_cell(cell)
             retrained = not entry["protocol_rows"] and "retrained_protocol_rows" in entry
             added = entry["retrained_protocol_rows"] if retrained else entry["protocol_rows"]

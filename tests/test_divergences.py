@@ -102,6 +102,23 @@ def test_retrain_checks_list_every_check_earlier_ones_first_with_its_processor(t
     assert divergences.retrain_checks(("medium",), root=tmp_path).empty  # a profile without a check
 
 
+def test_protocol_rows_prefer_the_latest_check_that_gave_the_records_model_back(tmp_path):
+    from advlib.experiments.protocol_rows import FILE, KIND
+    record = {"n": 10, "differing": {"Natural": 0}, "record_accuracy": {"PGD-l2": 0.3}, "accuracy": {"PGD-l2": 0.3},
+              "protocol_rows": {"PGD-l2 x0": 0.4, "PGD-l2 x0 end-clamp": 0.5}}
+    other = {"n": 10, "differing": {"Natural": 2}, "record_accuracy": {"PGD-l2": 0.3}, "accuracy": {"PGD-l2": 0.1},
+             "protocol_rows": {}, "retrained_protocol_rows": {"PGD-l2 x0": 0.2, "PGD-l2 x0 end-clamp": 0.25}}
+    (tmp_path / "medium").mkdir()
+    path = tmp_path / "medium" / FILE
+    records.write_document(path, {"profile": "medium", "cells": {"madry-l2": other},
+                                  "earlier": {"madry-l2": [record]}}, KIND)
+    row = divergences.protocol_rows(("medium",), tmp_path).iloc[0]
+    assert (row["attacked"], row["differing"], row["PGD-l2 x0"]) == ("record", 0, pytest.approx(40.0))
+    records.write_document(path, {"profile": "medium", "cells": {"madry-l2": other}}, KIND)  # no such check
+    row = divergences.protocol_rows(("medium",), tmp_path).iloc[0]
+    assert (row["attacked"], row["differing"], row["PGD-l2"]) == ("retrained", 2, pytest.approx(10.0))
+
+
 def test_attempts_list_each_variant_tried_on_an_unexplained_cell(frame):
     tried = divergences.attempts(frame)
     unexplained = set(zip(frame.loc[~frame["explained"], "cell"], frame.loc[~frame["explained"], "attack"]))
