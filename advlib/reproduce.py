@@ -246,10 +246,10 @@ def add_rows(profile: Profile, cell: str, out: Path, tensors: dict, rows: dict[s
              deadline: float | None = None) -> dict:
     """Evaluate ``rows`` (name → spec: rows a profile gained after the record was made, or any other row, AutoAttack
     included) on the model that made ``cell``'s record (``model``, else its checkpoint, else trained again: training
-    is deterministic on a CPU, and the model must reproduce the record's clean predictions, else ``ValueError``) and
-    add them to the record's rows side file, written after each row; the record itself is not rewritten. Each row is
-    keyed by its dependencies (``advlib.identity.row_dependencies``). ``deadline`` bounds a training
-    (``OutOfTime``). Returns the record assembled with its side files."""
+    is deterministic on one processor, and the model must reproduce the record's clean predictions, else
+    ``ValueError``) and add them to the record's rows side file, written after each row; the record itself is not
+    rewritten. Each row is keyed by its dependencies (``advlib.identity.row_dependencies``). ``deadline`` bounds a
+    training (``OutOfTime``). Returns the record assembled with its side files."""
     path = out / f"{cell}.json"
     rec = records.read_record(path)
     if model is None:
