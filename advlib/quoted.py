@@ -26,9 +26,10 @@ class Quoted:
 
 
 def _records(folder: Path) -> list[dict]:
-    """The records (and side files) of ``folder``, not its other documents (e.g. ``retrain-check.json``)."""
+    """The records of ``folder`` and their side files that ran on a device of their own (extended blocks), not its
+    other documents (e.g. ``retrain-check.json``) nor rows side files (each row there names its own device)."""
     found = {p: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
-    return [doc for p, doc in found.items() if p.name.count(".") > 1 or "kind" not in doc]
+    return [doc for p, doc in found.items() if (p.name.count(".") > 1 or "kind" not in doc) and "device" in doc]
 
 
 def _minutes(record: dict) -> float:
