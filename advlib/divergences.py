@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -351,6 +351,19 @@ def command(out: str | Path | None = None) -> None:
         print(f"\n{cause}\n  " + ", ".join(f"{c} {a}" for c, a in zip(group["cell"], group["attack"])))
 
 
+def _retrain_checks(profiles: tuple[str, ...], root: str | Path | None) -> Iterator[tuple[str, str, list[dict]]]:
+    """Per profile's ``retrain-check.json`` (``python -m advlib protocol-rows``) and cell: its checks, oldest first
+    (the earlier ones kept by ``--again``, then the latest)."""
+    from advlib.experiments.protocol_rows import FILE, KIND
+    root = Path(root) if root is not None else discovery.results_root()
+    for profile in profiles:
+        path = root / profile / FILE
+        if path.is_file():
+            doc = records.read_document(path, KIND)
+            for cell, latest in doc["cells"].items():
+                yield profile, cell, [*doc.get("earlier", {}).get(cell, []), latest]
+
+
 def protocol_rows(profiles: tuple[str, ...] = ("medium", "large"), root: str | Path | None = None) -> pd.DataFrame:
     """Per model trained again on a CPU (``python -m advlib protocol-rows``; the profiles' ``retrain-check.json``):
     how many test images' outcomes differ from its committed record over all rows, and PGD-ℓ2 as recorded, started
@@ -360,28 +373,20 @@ def protocol_rows(profiles: tuple[str, ...] = ("medium", "large"), root: str | P
     (``--again``, e.g. on another processor), the latest check that gave the record's model back is shown, else the
     latest check."""
     from advlib import protocols
-    from advlib.experiments.protocol_rows import FILE, KIND
-    root = Path(root) if root is not None else discovery.results_root()
     paper, rows = table.paper_table(), []
-    for profile in profiles:
-        path = root / profile / FILE
-        if not path.is_file():
-            continue
-        doc = records.read_document(path, KIND)
-        for cell, latest in doc["cells"].items():
-            checks = [*doc.get("earlier", {}).get(cell, []), latest]
-            entry = next((e for e in reversed(checks) if e["protocol_rows"]), latest)
-            defense, norm = split_cell(cell)
-            retrained = not entry["protocol_rows"] and "retrained_protocol_rows" in entry
-            added = entry["retrained_protocol_rows"] if retrained else entry["protocol_rows"]
-            own = entry["accuracy" if retrained else "record_accuracy"]
-            rows.append({"profile": profile, "cell": cell, "n": entry["n"],
-                         "differing": sum(entry["differing"].values()),
-                         "attacked": "retrained" if retrained else "record",
-                         "PGD-l2": 100 * own["PGD-l2"],
-                         **{name: 100 * added[name] if name in added else float("nan")
-                            for name in protocols.PROTOCOL_ROWS},
-                         "paper": float(paper.loc["PGD-l2", (defense, norm)])})
+    for profile, cell, checks in _retrain_checks(profiles, root):
+        entry = next((e for e in reversed(checks) if e["protocol_rows"]), checks[-1])
+        defense, norm = split_cell(cell)
+        retrained = not entry["protocol_rows"] and "retrained_protocol_rows" in entry
+        added = entry["retrained_protocol_rows"] if retrained else entry["protocol_rows"]
+        own = entry["accuracy" if retrained else "record_accuracy"]
+        rows.append({"profile": profile, "cell": cell, "n": entry["n"],
+                     "differing": sum(entry["differing"].values()),
+                     "attacked": "retrained" if retrained else "record",
+                     "PGD-l2": 100 * own["PGD-l2"],
+                     **{name: 100 * added[name] if name in added else float("nan")
+                        for name in protocols.PROTOCOL_ROWS},
+                     "paper": float(paper.loc["PGD-l2", (defense, norm)])})
     return pd.DataFrame(rows, columns=["profile", "cell", "n", "differing", "attacked", "PGD-l2",
                                        *protocols.PROTOCOL_ROWS, "paper"])
 
@@ -390,22 +395,15 @@ def retrain_checks(profiles: tuple[str, ...] = ("medium", "large"), root: str | 
     """Every check of ``python -m advlib protocol-rows``, the earlier ones (``--again``) included, oldest first: the
     processor it ran on (``runtime.cpu_model``; "not recorded" before records named it), its kernels and threads,
     and how many clean test outcomes, and outcomes over all rows, differ from the committed record."""
-    from advlib.experiments.protocol_rows import FILE, KIND
-    root = Path(root) if root is not None else discovery.results_root()
     rows = []
-    for profile in profiles:
-        path = root / profile / FILE
-        if not path.is_file():
-            continue
-        doc = records.read_document(path, KIND)
-        for cell, entry in doc["cells"].items():
-            for e in (*doc.get("earlier", {}).get(cell, []), entry):
-                settings = e.get("runtime", {})
-                rows.append({"profile": profile, "cell": cell, "written": e["written"],
-                             "processor": settings.get("cpu_model", "not recorded"),
-                             "kernels": settings.get("cpu_capability", "not recorded"),
-                             "device": e["device"], "n": e["n"], "clean": e["differing"][identity.CLEAN],
-                             "all rows": sum(e["differing"].values())})
+    for profile, cell, checks in _retrain_checks(profiles, root):
+        for e in checks:
+            settings = e.get("runtime", {})
+            rows.append({"profile": profile, "cell": cell, "written": e["written"],
+                         "processor": settings.get("cpu_model", "not recorded"),
+                         "kernels": settings.get("cpu_capability", "not recorded"),
+                         "device": e["device"], "n": e["n"], "clean": e["differing"][identity.CLEAN],
+                         "all rows": sum(e["differing"].values())})
     return pd.DataFrame(rows, columns=["profile", "cell", "written", "processor", "kernels", "device", "n", "clean",
                                        "all rows"])
 
