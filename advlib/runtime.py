@@ -57,12 +57,21 @@ def memory_format() -> torch.memory_format:
     return torch.contiguous_format if os.environ.get(CHANNELS_LAST_ENV, "1") == "0" else torch.channels_last
 
 
-def native_bf16(cpuinfo: str | Path = "/proc/cpuinfo") -> bool:
-    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX); False where that cannot be read."""
+#: Linux's description of the processor, read by ``native_bf16`` and ``cpu_model``.
+CPUINFO = Path("/proc/cpuinfo")
+
+
+def _cpuinfo(path: str | Path) -> str:
+    """The text of ``path`` (``CPUINFO``), "" where it cannot be read (not Linux)."""
     try:
-        flags = Path(cpuinfo).read_text().split()
+        return Path(path).read_text(errors="replace")
     except OSError:
-        return False
+        return ""
+
+
+def native_bf16(cpuinfo: str | Path = CPUINFO) -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX); False where that cannot be read."""
+    flags = _cpuinfo(cpuinfo).split()
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
@@ -93,15 +102,13 @@ def configure(device: torch.device) -> dict:
     return settings(device)
 
 
-def cpu_model() -> str:
-    """The processor's model name (Linux's ``/proc/cpuinfo``; else what ``platform`` knows): two CPUs with the same
-    vector instructions (e.g. an AMD EPYC and an Intel Xeon, both AVX-512) may still run different oneDNN kernels."""
+def cpu_model(cpuinfo: str | Path = CPUINFO) -> str:
+    """The processor's model name (``CPUINFO``; else what ``platform`` knows): two CPUs with the same vector
+    instructions (e.g. an AMD EPYC and an Intel Xeon, both AVX-512) may still run different oneDNN kernels."""
     import platform
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text(errors="replace").splitlines():
-            if line.startswith("model name"):
-                return line.partition(":")[2].strip()
+    for line in _cpuinfo(cpuinfo).splitlines():
+        if line.startswith("model name"):
+            return line.partition(":")[2].strip()
     return platform.processor() or platform.machine()
 
 

@@ -90,3 +90,10 @@ def test_native_bf16_reads_the_cpu_flags(tmp_path):
     info.write_text("flags\t\t: fpu avx2 avx512f\n")
     assert not runtime.native_bf16(info)
     assert not runtime.native_bf16(tmp_path / "missing")
+
+
+def test_cpu_model_reads_the_model_name_else_falls_back_to_platform(tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nmodel name\t: Some Xeon(R) Processor\nflags\t\t: avx2\n")
+    assert runtime.cpu_model(info) == "Some Xeon(R) Processor"
+    assert runtime.cpu_model(tmp_path / "missing")  # the platform's name, never empty

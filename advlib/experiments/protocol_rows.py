@@ -1,9 +1,9 @@
 """``python -m advlib protocol-rows``: the paper's PGD-ℓ2 protocol on our own models (issue 22, item 2).
 
 For each cell, the model is trained again on this CPU exactly as ``reproduce`` trains it (``reproduce.train_cell``,
-checkpoint in ``<results>/checkpoints/``; training is deterministic on one processor), the profile's four paper rows are
-evaluated again and each per-example mask is compared with the committed record's: how many images' outcome
-(correct or not) differs, per row, Natural included. If the clean predictions agree, the two protocol rows
+checkpoint in ``<results>/checkpoints/``; training is deterministic on one processor), the profile's four paper
+rows are evaluated again and each per-example mask is compared with the committed record's: how many images'
+outcome (correct or not) differs, per row, Natural included. If the clean predictions agree, the two protocol rows
 (``advlib.protocols.protocol_rows``: PGD-l2 started at x, clamped every step and once at the end) are added to the
 record's rows side file (``reproduce.add_rows``, which refuses any other model); otherwise the cell is reported and
 its rows are skipped. The record itself is never rewritten.
