@@ -32,10 +32,10 @@ from advlib.strong import AutoAttackSpec
 ATTACKS = {"PGD": "PGD", "SO": "S-O", "AA": "AA"}
 #: Where the leaderboard's records live (folders under ``results/``): Table 1 cells (large, the medium re-run with
 #: the extended block, medium, full), the multi-norm cells (medium), the released TRADES model (large, full attacks),
-#: the fine-tuned Mix models (variants medium-finetuned, E-AT style, and medium-finetuned-l2-2, its ℓ2 training at
-#: ε 2.0).
-FOLDERS = ("large", "medium-h100", "medium", "full", "released-large", "released", "variants/medium-finetuned",
-           "variants/medium-finetuned-l2-2")
+#: the fine-tuned Mix models (variants medium-finetuned and large-finetuned, E-AT style, and medium-finetuned-l2-2,
+#: its ℓ2 training at ε 2.0).
+FOLDERS = ("large", "medium-h100", "medium", "full", "released-large", "released", "variants/large-finetuned",
+           "variants/medium-finetuned", "variants/medium-finetuned-l2-2")
 #: ``source`` of the published rows.
 LITERATURE = "Maini et al. 2020"
 #: Norms in the order a leaderboard shows them.

@@ -18,7 +18,7 @@ import pandas as pd
 
 from advlib import extended, protocols
 from advlib.data import SPLIT_SIZES
-from advlib.protocols import MEDIUM, Profile
+from advlib.protocols import LARGE, MEDIUM, Profile
 from advlib.specs import ATDA_FGSM_EPS, FGSM_RS_STEP, L2_LITERATURE_EPS, MADRY_LINF_STEP, AttackSpec
 from advlib.training.loop import steps_per_epoch
 
@@ -182,7 +182,8 @@ BUILDS: tuple[Callable[[], Variant], ...] = (
     lambda: _atda_fgsm_small(MEDIUM), lambda: _atda_predicted_labels(_atda_fgsm_small(MEDIUM).profile),
     lambda: _atda_one_epoch(_atda_fgsm(MEDIUM).profile), lambda: _atda_fgsm_random_start(_atda_fgsm(MEDIUM).profile),
     lambda: _seed(MEDIUM, 1), lambda: _seed(MEDIUM, 2), lambda: _fine_tuned(MEDIUM, "medium-madry-linf"),
-    lambda: _l2_training_radius(_fine_tuned(MEDIUM, "medium-madry-linf").profile, L2_LITERATURE_EPS))
+    lambda: _l2_training_radius(_fine_tuned(MEDIUM, "medium-madry-linf").profile, L2_LITERATURE_EPS),
+    lambda: _fine_tuned(LARGE, "large-madry-linf"))
 VARIANTS: dict[str, Variant] = {v.name: v for v in (build() for build in BUILDS)}
 
 
