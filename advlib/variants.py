@@ -216,10 +216,19 @@ def base_folder(variant: Variant, root: str | Path | None = None) -> Path:
     return Path(root if root is not None else results_root()) / variant.base
 
 
+def _row_accuracies(record: dict | None) -> dict[str, float]:
+    """Every row of ``record`` as a fraction: its own, its rows side file's and its extended block's."""
+    if record is None:
+        return {}
+    added = {k: v["accuracy"] for k, v in record.get("added_rows", {}).items()}
+    return {**extended.row_accuracies(record), **added, **record["accuracy"]}
+
+
 def comparison(name: str, root: str | Path | None = None) -> pd.DataFrame:
-    """Per cell of variant ``name`` and row (Table 1's, then the variant's extra rows): accuracy (%) of the variant's
-    model, of the base profile's model of the same cell, and the paper's (NaN where not recorded or not in the
-    paper), with n. Cells without a variant record are left out."""
+    """Per cell of variant ``name`` and row (Table 1's, the variant's extra rows, then the rows of the variant
+    record's extended block, ``extended.row_accuracies``): accuracy (%) of the variant's model, of the base profile's
+    model of the same cell, and the paper's (NaN where not recorded or not in the paper), with n. A row is read from
+    the record, its rows side file or its extended block. Cells without a variant record are left out."""
     from advlib import records, table
     from advlib.discovery import results_root
     v = get(name)
@@ -232,13 +241,10 @@ def comparison(name: str, root: str | Path | None = None) -> pd.DataFrame:
             continue
         recs = {"variant": records.assemble(mine), "base": records.assemble(base) if base.is_file() else None}
         defense, norm = protocols.split_cell(cell)
-        for row in (*protocols.ROWS, *v.rows):
+        found = {who: _row_accuracies(rec) for who, rec in recs.items()}
+        for row in dict.fromkeys((*protocols.ROWS, *v.rows, *extended.row_accuracies(recs["variant"]))):
             entry = {"cell": cell, "row": row, "n": recs["variant"]["n_test"]}
-            for who, rec in recs.items():
-                try:
-                    entry[who] = 100 * records.added_accuracy(rec, row) if rec is not None else float("nan")
-                except KeyError:
-                    entry[who] = float("nan")
+            entry.update({who: 100 * rows.get(row, float("nan")) for who, rows in found.items()})
             entry["paper"] = float(paper.loc[row, (defense, norm)]) if row in paper.index else float("nan")
             rows.append(entry)
     return pd.DataFrame(rows, columns=["cell", "row", "n", "variant", "base", "paper"])
