@@ -164,6 +164,9 @@ def model_row(record: dict, model: ThreatModel, *, bounds_path: Path | None = No
     every = None if None in worst.values() else torch.stack(list(worst.values())).all(0)
     l2, bound = _percent(worst["l2"]), _bound("l2", model.l2_eps, n, bounds_path)
     flags = _flags(masks, model, used)
+    start = record.get("config", {}).get("start")
+    if start:
+        flags.append(f"fine-tuned from {start} (train: the fine-tuning alone)")
     if not (math.isnan(l2) or math.isnan(bound)) and bounds.exceeds(l2 / 100, "l2", model.l2_eps, n, bounds_path):
         flags.append("ℓ2 above the data's bound")
     return {"profile": record["profile"], "n": n, "natural": _percent(masks["Natural"]),

@@ -45,6 +45,13 @@ def test_union_is_the_per_example_worst_case_strictly_below_both_norms():
     assert row["attacks"] == "PGD+S-O+AA" and row["flags"] == ""
 
 
+def test_a_fine_tuned_model_is_flagged_with_its_start_because_its_training_time_is_the_fine_tuning_alone():
+    tuned = {**HAND, "config": {**HAND.get("config", {}), "start": "large-madry-linf"}}
+    row = union.model_row(tuned, union.threat(L2_LITERATURE_EPS))
+    assert row["flags"] == "fine-tuned from large-madry-linf (train: the fine-tuning alone)"
+    assert row["union"] == pytest.approx(100 * 1 / 6)
+
+
 def test_each_radius_reads_its_own_l2_rows():
     row = union.model_row(HAND, union.threat(EPS["l2"]))  # ℓ2 ε 4: PGD-l2, SO-l2, AA-l2 all keep every image
     assert row["ℓ2"] == pytest.approx(100 * 5 / 6) and row["union"] == pytest.approx(100 * 3 / 6)
