@@ -320,3 +320,42 @@ def test_the_speed_benchmark_runs_autoattacks_cascade_attack_by_attack(natural_l
     mask, seconds = bench.cascade(natural_linear, x, y, spec, "fp32")
     assert torch.equal(mask, autoattack(natural_linear, x, y, spec)[ATTACKS[-1]])
     assert list(seconds) == list(ATTACKS) and all(s >= 0 for s in seconds.values())
+
+
+def _benchmark(name: str):
+    """A module of benchmarks/ by name, importable as the scripts import each other (their folder on sys.path)."""
+    import importlib
+    import sys
+    from pathlib import Path
+    folder = str(Path(__file__).resolve().parents[1] / "benchmarks")
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    return importlib.import_module(name)
+
+
+def test_the_model_clock_changes_no_output_or_gradient_and_times_only_the_model(natural_linear, points):
+    """benchmarks/aa_profile.py's ModelClock: the wrapped model's logits and input gradients, and its time."""
+    clock = _benchmark("aa_profile").ModelClock(natural_linear)
+    x, y = points
+    grads = []
+    for model in (natural_linear, clock):
+        xg = x.clone().requires_grad_()
+        out = model(xg)
+        torch.nn.functional.cross_entropy(out, y).backward()
+        grads.append((out.detach(), xg.grad))
+    assert torch.equal(grads[0][0], grads[1][0]) and torch.equal(grads[0][1], grads[1][1])
+    assert clock.images == len(y) and clock.forward_s > 0 and clock.backward_s > 0
+    with torch.no_grad():
+        clock(x)
+    assert clock.images == 2 * len(y)
+
+
+def test_the_profile_benchmark_runs_the_cascade_and_splits_each_attacks_time(natural_linear, points):
+    bench = _benchmark("aa_profile")
+    x, y = points
+    spec = AutoAttackSpec("linf", 0.05, **CHEAP)
+    found = bench.profile(bench.ModelClock(natural_linear), x, y, spec)
+    assert found["accuracy"] == pytest.approx(float(autoattack(natural_linear, x, y, spec)[ATTACKS[-1]].float().mean()))
+    assert list(found["attacks"]) == list(ATTACKS)
+    for attack in found["attacks"].values():
+        assert 0 <= attack["forward_s"] + attack["backward_s"] <= attack["seconds"] and 0 <= attack["model_share"] <= 1
