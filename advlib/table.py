@@ -321,6 +321,19 @@ def search_precision_check(doc: dict) -> pd.DataFrame:
         "missed by bf16": r["robust_only_in_bf16"]} for row, r in doc["rows"].items()}, orient="index")
 
 
+def search_time_split(doc: dict) -> pd.DataFrame:
+    """From ``benchmarks/aa_profile.py``'s output: per row and attack of AutoAttack's cascade (then the total over
+    all, whose points are the images), the points it attacked, its seconds, those inside the model's forward and backward passes, the rest (the attack's own
+    code) and the model's share (%)."""
+    out = {(row, attack): a for row, r in doc["rows"].items() for attack, a in r["attacks"].items()}
+    frame = pd.DataFrame.from_dict(out, orient="index")[["points", "seconds", "forward_s", "backward_s"]]
+    total = frame.sum().to_frame(("all rows", "total")).T.assign(points=doc["n"])
+    frame = pd.concat([frame, total])
+    frame["attack's own code (s)"] = frame["seconds"] - frame["forward_s"] - frame["backward_s"]
+    frame["model share (%)"] = 100 * (frame["forward_s"] + frame["backward_s"]) / frame["seconds"]
+    return frame.rename(columns={"forward_s": "model forward (s)", "backward_s": "model backward (s)"})
+
+
 def effort_flags(flags: pd.DataFrame) -> tuple[int, int]:
     """(flagged, checked): of the more-effort checks in a ``diagnostics`` frame (more steps, random restarts), how many
     entries are flagged, and how many there are."""

@@ -463,3 +463,15 @@ def test_search_precision_check_gives_the_difference_and_the_missed_images():
     row = table.search_precision_check(_speed_doc()).loc["AA-linf"]
     assert (row["fp32 search (%)"], row["bf16 search (%)"], row["Δ (points)"], row["missed by bf16"]) == \
         (50.0, 75.0, 25.0, 1)
+
+
+def test_search_time_split_gives_each_attacks_time_inside_and_outside_the_model():
+    attacks = {"apgd-ce": {"points": 4, "seconds": 10.0, "forward_s": 3.0, "backward_s": 5.0},
+               "square": {"points": 2, "seconds": 30.0, "forward_s": 6.0, "backward_s": 0.0}}
+    frame = table.search_time_split({"n": 4, "rows": {"AA-linf": {"attacks": attacks}}})
+    assert list(frame.index) == [("AA-linf", "apgd-ce"), ("AA-linf", "square"), ("all rows", "total")]
+    assert frame.loc[("AA-linf", "apgd-ce"), "attack's own code (s)"] == 2.0
+    assert frame.loc[("AA-linf", "square"), "model share (%)"] == 20.0
+    total = frame.loc[("all rows", "total")]
+    assert (total["points"], total["seconds"], total["attack's own code (s)"], total["model share (%)"]) == \
+        (4, 40.0, 26.0, 35.0)
