@@ -193,6 +193,10 @@ CAUSES = (
           f"the medium ATDA model trained on FGSM at ε = 0.1, the official ATDA code's default, lands within "
           f"{THRESHOLD:g} points of the paper (advlib.variants, medium-atda-fgsm-small)",
           _variant_moves_it("medium-atda-fgsm-small"), _variant_evidence("medium-atda-fgsm-small")),
+    Cause("ATDA on FGSM at the large profile",
+          f"the large ATDA model (all 60k training images) trained on single-step FGSM, as ATDA was published, lands "
+          f"within {THRESHOLD:g} points of the paper (advlib.variants, large-atda-fgsm)",
+          _variant_moves_it("large-atda-fgsm"), _variant_evidence("large-atda-fgsm")),
     Cause("Mix alternating by epoch",
           f"the medium Mix model alternating the norm every epoch (ending on ℓ2) lands within {THRESHOLD:g} points "
           "of the paper (advlib.variants, medium-mix-epochs)",
@@ -210,6 +214,12 @@ CAUSES = (
           f"{THRESHOLD:g} points of the paper. Weaker evidence than a model that lands there itself: the shift is "
           "measured on the medium profile's weaker models",
           _variant_shift_moves_it("medium-l2-short"), _variant_evidence("medium-l2-short")),
+    Cause("Mix alternating by epoch, shift transferred",
+          "the medium Mix model alternating the norm every epoch (advlib.variants, medium-mix-epochs) moves more "
+          "against the medium Mix model than any change of training seed moves a medium cell (and more than "
+          f"{THRESHOLD:g} points); the same move added to our number lands within {THRESHOLD:g} points of the paper. "
+          "Weaker evidence than a model that lands there itself",
+          _variant_shift_moves_it("medium-mix-epochs"), _variant_evidence("medium-mix-epochs")),
     Cause("within ±5 points up to sampling noise",
           f"the 95 % binomial intervals of our number and of the paper's (at {PAPER_N:,} test images) come within "
           f"{THRESHOLD:g} points of each other: the gap beyond {THRESHOLD:g} points is within sampling noise, not a "
