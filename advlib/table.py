@@ -323,8 +323,8 @@ def search_precision_check(doc: dict) -> pd.DataFrame:
 
 def search_time_split(doc: dict) -> pd.DataFrame:
     """From ``benchmarks/aa_profile.py``'s output: per row and attack of AutoAttack's cascade (then the total over
-    all, whose points are the images), the points it attacked, its seconds, those inside the model's forward and backward passes, the rest (the attack's own
-    code) and the model's share (%)."""
+    all, whose points are the images), the points it attacked, its seconds, those inside the model's forward and
+    backward passes, the rest (the attack's own code) and the model's share (%)."""
     out = {(row, attack): a for row, r in doc["rows"].items() for attack, a in r["attacks"].items()}
     frame = pd.DataFrame.from_dict(out, orient="index")[["points", "seconds", "forward_s", "backward_s"]]
     total = frame.sum().to_frame(("all rows", "total")).T.assign(points=doc["n"])

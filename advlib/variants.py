@@ -244,7 +244,7 @@ def comparison(name: str, root: str | Path | None = None) -> pd.DataFrame:
         found = {who: _row_accuracies(rec) for who, rec in recs.items()}
         for row in dict.fromkeys((*protocols.ROWS, *v.rows, *extended.row_accuracies(recs["variant"]))):
             entry = {"cell": cell, "row": row, "n": recs["variant"]["n_test"]}
-            entry.update({who: 100 * rows.get(row, float("nan")) for who, rows in found.items()})
+            entry.update({who: 100 * accuracy.get(row, float("nan")) for who, accuracy in found.items()})
             entry["paper"] = float(paper.loc[row, (defense, norm)]) if row in paper.index else float("nan")
             rows.append(entry)
     return pd.DataFrame(rows, columns=["cell", "row", "n", "variant", "base", "paper"])

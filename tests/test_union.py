@@ -184,7 +184,8 @@ def _goal_frame(*rows: tuple[str, float, float, int, str, str]) -> pd.DataFrame:
 
 def test_the_goal_needs_union_natural_accuracy_n_and_autoattack_all_at_once():
     frame = _goal_frame(("met", 66.0, 97.5, 1000, "", "ours"), ("low clean", 80.0, 96.9, 1000, "", "ours"),
-                        ("few images", 90.0, 99.0, 500, "", "ours"), ("no AA", 90.0, 99.0, 1000, "no AutoAttack", "ours"),
+                        ("few images", 90.0, 99.0, 500, "", "ours"),
+                        ("no AA", 90.0, 99.0, 1000, "no AutoAttack", "ours"),
                         ("cited", 95.0, 99.0, 1000, "cited; not AutoAttack", "literature"))
     met, top = union.goal(frame)
     assert met and top.name == "met"
