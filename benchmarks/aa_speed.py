@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,14 +34,17 @@ PRECISIONS = ("fp32", "bf16")
 TOLERANCE = 0.003  # 0.3 points, the issue's bound for a lower-precision evaluation
 
 
-def cascade(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AutoAttackSpec, precision: str
-            ) -> tuple[torch.Tensor, dict[str, float]]:
-    """The robust mask after AutoAttack's cascade and the seconds of each attack (run on the points left)."""
+def cascade(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AutoAttackSpec, precision: str,
+            before: Callable[[str, int], None] | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    """The robust mask after AutoAttack's cascade and the seconds of each attack (run on the points left);
+    ``before(name, points)`` is called as each attack starts."""
     robust = torch.ones_like(y, dtype=torch.bool)
     seconds = {}
     for i, name in enumerate(spec.attacks):
         start = time.perf_counter()
         idx = robust.nonzero().flatten()
+        if before is not None:
+            before(name, int(idx.numel()))
         if idx.numel():
             mask = autoattack(model, x[idx], y[idx], replace(spec, attacks=(name,)), precision=precision)[name]
             if i == 0:  # the first call also removes the points misclassified without attack
